@@ -1,0 +1,101 @@
+//! Project automation, run as `cargo xtask <command>` (the alias lives in
+//! `.cargo/config.toml`).
+//!
+//! Everything CI does goes through `cargo xtask ci`, so a developer can
+//! reproduce a CI run locally with one command and CI scripts stay trivial.
+//! The only dependency is `clap`: this crate is compiled before anything else
+//! on a fresh machine, so every extra crate delays the first check.
+
+mod ci;
+mod cmd;
+mod job;
+mod setup;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Result type shared by every task.
+///
+/// Tasks only ever report what went wrong and stop, so a boxed error carrying
+/// a message is all the structure needed.
+pub type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Command line of `cargo xtask`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "xtask",
+    bin_name = "cargo xtask",
+    about = "Project automation: CI checks, machine setup and the main job"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The tasks `cargo xtask` can run.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every check and test, exactly as CI does (fail-fast, timed).
+    Ci(ci::CiArgs),
+    /// Run the main job (today: the seed example in release mode).
+    Run,
+    /// Install whatever rustup components, targets and apt packages are missing.
+    Setup,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ci(args) => ci::run(&args),
+        Command::Run => job::run(),
+        Command::Setup => setup::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Catches clap definition mistakes (duplicate flags, bad defaults) at
+    /// test time instead of the first time someone runs the command.
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn only_is_repeatable() {
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "ci",
+            "--skip-setup",
+            "--only",
+            "fmt",
+            "--only",
+            "seed",
+        ])
+        .expect("valid command line");
+        let Command::Ci(args) = cli.command else {
+            panic!("expected the ci subcommand");
+        };
+        assert!(args.skip_setup);
+        assert_eq!(args.only, [ci::Step::Fmt, ci::Step::Seed]);
+    }
+
+    /// Setup is controlled by `--skip-setup`, not `--only`, so it must not be
+    /// accepted as an `--only` value.
+    #[test]
+    fn setup_is_not_an_only_value() {
+        assert!(Cli::try_parse_from(["xtask", "ci", "--only", "setup"]).is_err());
+    }
+}
