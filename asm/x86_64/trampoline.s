@@ -1,0 +1,31 @@
+/*
+ * greenlet entry trampoline, x86_64 System V (body of a naked function in
+ * engine/src/arch/x86_64.rs). The first switch into a new stack `jmp`s here.
+ *
+ * Initial stack written by `init_stack` (top T is 16-byte aligned):
+ *
+ *     T -  8   0                 padding
+ *     T - 16   0                 fake return address: unwinders stop here
+ *     T - 24   data              second argument of entry
+ *     T - 32   entry             the Rust function to run on this stack
+ *     T - 40   this trampoline   popped by the switch, rsp = T - 32 on arrival
+ *
+ * On arrival rdx holds the word passed by the switch. We pop entry and data,
+ * which leaves rsp = T - 16, 16-byte aligned as the ABI requires before a
+ * `call`; entry(rdx, data) never returns (it switches away for good when the
+ * greenlet dies), so ud2 only guards against a broken entry.
+ *
+ * rbp is cleared so frame-pointer walks end at this frame, and the CFI marks
+ * the return address undefined so DWARF unwinders stop here as well instead
+ * of reading past the top of the stack. No register needs saving: nothing
+ * called this code.
+ */
+    .cfi_startproc
+    .cfi_undefined rip
+    xor ebp, ebp
+    pop rax
+    pop rsi
+    mov rdi, rdx
+    call rax
+    ud2
+    .cfi_endproc

@@ -1,0 +1,25 @@
+//! The platform layer: switching stacks on one architecture.
+//!
+//! Each architecture module provides the same three items, and knows nothing of greenlets:
+//! - [`switch`]: save the running context on its own stack, resume another, hand it one word;
+//! - [`init_stack`]: lay out a fresh stack so that the first switch into it calls an entry
+//!   function with the handed word;
+//! - [`EntryFn`]: the signature of that entry function.
+//!
+//! The assembly itself lives in `asm/<arch>/` at the repository root, with the stack layout of
+//! a suspended context and the reason each register is (or is not) saved.
+
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use x86_64::{init_stack, switch};
+
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!("greenlet supports x86_64 only for now (aarch64 and wasm32 are planned)");
+
+/// Runs first on a new stack: `arg` is the word handed by the first switch, `data` the word
+/// given to [`init_stack`]. It must never return: a greenlet leaves its stack by switching.
+pub(crate) type EntryFn = unsafe extern "C" fn(arg: usize, data: usize) -> !;
+
+/// Alignment of a stack top given to [`init_stack`].
+pub(crate) const STACK_ALIGN: usize = 16;

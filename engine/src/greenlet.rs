@@ -1,0 +1,875 @@
+//! The safe API: [`Greenlet`] handles, the [`Builder`], and the switching rules of
+//! `shared/semantics.md` on top of the platform layer in [`crate::arch`].
+
+use std::any::{Any, TypeId};
+use std::cell::{Cell, UnsafeCell};
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch;
+use crate::error::{Error, GreenletExit};
+use crate::stack::{self, Stack};
+use crate::thread;
+use crate::tracer::Event;
+use crate::value::Value;
+
+/// Where a greenlet is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    Unstarted,
+    Suspended,
+    Running,
+    Dead,
+}
+
+type Body = Box<dyn FnMut(Value) -> Value>;
+type Payload = Box<dyn Any + Send>;
+
+/// The greenlet itself; handles point at it.
+///
+/// Memory is managed by `refs`, which counts handles plus children whose parent this is. The
+/// running greenlet holds no count of its own: if its count drops to zero while it runs, the
+/// greenlet that next runs after it disposes of it (see [`after_switch`]).
+pub(crate) struct Inner {
+    /// Saved stack pointer while suspended or unstarted; written by the switch.
+    sp: Cell<*mut u8>,
+    state: Cell<State>,
+    refs: Cell<usize>,
+    /// Strong reference to the parent; null only for a root.
+    parent: Cell<*const Inner>,
+    /// Runs once right before the greenlet next resumes.
+    inject: Cell<Option<Box<dyn FnOnce()>>>,
+    id: u64,
+    name: Option<Box<str>>,
+    /// Usable stack bytes (the size the builder asked for, page-rounded); 0 for a root.
+    stack_size: usize,
+    /// The stack while unstarted, suspended or running; None for a root and once dead.
+    stack: UnsafeCell<Option<Stack>>,
+    /// None for a root.
+    body: UnsafeCell<Option<Body>>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Inner {
+    /// A thread's root greenlet, already running, with one reference (the thread's).
+    pub(crate) fn new_root() -> *const Inner {
+        Box::into_raw(Box::new(Inner {
+            sp: Cell::new(ptr::null_mut()),
+            state: Cell::new(State::Running),
+            refs: Cell::new(1),
+            parent: Cell::new(ptr::null()),
+            inject: Cell::new(None),
+            id: next_id(),
+            name: Some("main".into()),
+            stack_size: 0,
+            stack: UnsafeCell::new(None),
+            body: UnsafeCell::new(None),
+        }))
+    }
+
+    fn is_root(&self) -> bool {
+        self.parent.get().is_null()
+    }
+
+    /// Maps (or reuses) a stack and lays out the first frame; the greenlet becomes unstarted.
+    fn prepare(&self) -> Result<(), Error> {
+        let stack = Stack::get(self.stack_size)?;
+        // SAFETY: the top of a fresh stack is page-aligned with the whole stack below it, and
+        // the stack is stored in this greenlet, which outlives every switch into it.
+        let sp = unsafe { arch::init_stack(stack.top(), entry, self as *const Inner as usize) };
+        self.sp.set(sp);
+        // SAFETY: the stack slot is only touched by the thread that owns this greenlet, and
+        // never while the greenlet runs on it (it is unstarted or dead here).
+        unsafe { *self.stack.get() = Some(stack) };
+        self.state.set(State::Unstarted);
+        Ok(())
+    }
+
+    /// Guard page, name, id and size of this greenlet's stack, for the overflow handler.
+    fn guard_info(&self) -> Option<crate::overflow::GuardInfo> {
+        // SAFETY: read on the thread running this greenlet, from the signal handler of a fault
+        // in its own code; nothing is changing the stack slot at that moment.
+        let stack = unsafe { (*self.stack.get()).as_ref()? };
+        let guard = stack.guard();
+        Some(crate::overflow::GuardInfo {
+            guard: (guard.start, guard.end),
+            id: self.id,
+            name: self.name.as_deref().unwrap_or("<unnamed>") as *const str,
+            size: stack.size(),
+        })
+    }
+}
+
+/// The overflow handler's view of the running greenlet.
+fn running_guard_info() -> Option<crate::overflow::GuardInfo> {
+    let cur = thread::HOT.try_with(|h| h.current.get()).ok()?;
+    if cur.is_null() {
+        return None;
+    }
+    // SAFETY: the running greenlet is alive (it is executing the faulting code).
+    unsafe { (*cur).guard_info() }
+}
+
+/// Adds a strong reference.
+///
+/// # Safety
+/// `p` must point to a live greenlet of this thread.
+#[inline]
+unsafe fn retain(p: *const Inner) {
+    // SAFETY: forwarded from the caller.
+    let g = unsafe { &*p };
+    g.refs.set(g.refs.get() + 1);
+}
+
+/// Drops a strong reference, disposing of the greenlet when it was the last.
+///
+/// # Safety
+/// `p` must point to a live greenlet of this thread, and the caller must own the reference.
+#[inline]
+pub(crate) unsafe fn release(p: *const Inner) {
+    // SAFETY: forwarded from the caller.
+    let g = unsafe { &*p };
+    let n = g.refs.get() - 1;
+    g.refs.set(n);
+    if n == 0 {
+        // SAFETY: the last reference is gone; `dispose` decides what that means.
+        unsafe { dispose(p) }
+    }
+}
+
+/// A greenlet with no references left (rule 6): kill it if it is suspended, free it otherwise.
+///
+/// # Safety
+/// `p` must point to a live greenlet of this thread with `refs == 0`.
+#[cold]
+unsafe fn dispose(p: *const Inner) {
+    // SAFETY: forwarded from the caller.
+    let g = unsafe { &*p };
+    if p == thread::current() {
+        // Running (or dying) on its own stack: whoever runs next disposes of it.
+        return;
+    }
+    match g.state.get() {
+        State::Suspended => {
+            // Kill it with the disposing greenlet as its temporary parent, holding a reference
+            // so that nothing frees it while the kill runs.
+            g.refs.set(1);
+            let cur = thread::current();
+            // SAFETY: `cur` is the live running greenlet; the parent link owns this reference.
+            unsafe { retain(cur) };
+            let old_parent = g.parent.replace(cur);
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: `p` is a live suspended greenlet of this thread.
+                unsafe { throw_raw(p, Box::new(GreenletExit)) }
+            }));
+            let temp_parent = g.parent.replace(old_parent);
+            // SAFETY: releasing the temporary parent reference taken above.
+            unsafe { release(temp_parent) };
+            if let Err(payload) = outcome {
+                // A Drop must not panic: the panic escaping the kill is reported, like Python's
+                // "exception ignored", and dropped.
+                eprintln!(
+                    "greenlet: a panic escaped while killing unreferenced greenlet {}: {}; ignored",
+                    describe(g),
+                    panic_message(&*payload)
+                );
+            }
+            let n = g.refs.get() - 1;
+            g.refs.set(n);
+            if n == 0 {
+                if g.state.get() == State::Dead {
+                    // SAFETY: dead, unreferenced and not running: nothing can reach it.
+                    unsafe { free(p) };
+                } else {
+                    // It caught the kill and switched away: its frames are live but nothing can
+                    // reach them. Leak it rather than free memory it still runs on.
+                    eprintln!(
+                        "greenlet: unreferenced greenlet {} refused to die when killed; leaked",
+                        describe(g)
+                    );
+                }
+            }
+        }
+        State::Running => {}
+        // SAFETY: unstarted or dead and unreferenced: no frames, nothing can reach it.
+        State::Unstarted | State::Dead => unsafe { free(p) },
+    }
+}
+
+/// Frees an unreferenced greenlet that has no live frames.
+///
+/// # Safety
+/// `p` was made by `Box::into_raw`, has `refs == 0`, and is not running or suspended.
+unsafe fn free(p: *const Inner) {
+    // SAFETY: forwarded from the caller: we own the only pointer now.
+    let inner = unsafe { Box::from_raw(p as *mut Inner) };
+    let parent = inner.parent.get();
+    // Dropping the body and the stack may run user code (captured values' Drop); the parent is
+    // released last because that may dispose of the parent in turn.
+    drop(inner.body.into_inner());
+    if let Some(stack) = inner.stack.into_inner() {
+        stack.recycle();
+    }
+    drop(inner.inject.into_inner());
+    if !parent.is_null() {
+        // SAFETY: the parent link owned this reference.
+        unsafe { release(parent) };
+    }
+}
+
+/// What a switch carries.
+enum Msg {
+    Value(Value),
+    Throw(Payload),
+}
+
+/// Handed from the switching context to the resumed one, through one register. It lives on
+/// the switcher's stack, which stays mapped until the receiver has moved the message out.
+struct Transfer {
+    from: *const Inner,
+    msg: ManuallyDrop<Msg>,
+}
+
+/// Delivers `msg` from `origin` towards `target` by the rules of `semantics.md` and, when
+/// control must move, switches. Returns what this greenlet receives when it next runs.
+///
+/// # Safety
+/// `origin` is the running greenlet (possibly dying); `target` is a live greenlet of this thread.
+unsafe fn deliver(mut origin: *const Inner, mut target: *const Inner, mut msg: Msg) -> Msg {
+    let current = thread::current();
+    loop {
+        // SAFETY (whole loop): greenlets on a parent chain are kept alive by the child's
+        // reference; `target` starts live by the caller's guarantee.
+        unsafe {
+            // Rule 1/4, dead target: the first non-dead ancestor receives in its place. A root
+            // is never dead, so this ends.
+            while (*target).state.get() == State::Dead {
+                target = (*target).parent.get();
+            }
+            if target == origin {
+                // Switching to the running greenlet: nothing happens.
+                return msg;
+            }
+            if thread::tracing() {
+                if let Err(payload) = call_tracer(origin, target, &msg) {
+                    msg = Msg::Throw(payload);
+                }
+            }
+            if (*target).state.get() == State::Unstarted && matches!(msg, Msg::Throw(_)) {
+                // Rule 4: a panic into an unstarted greenlet kills it without running its body,
+                // and climbs to its parent.
+                die_unstarted(target);
+                origin = target;
+                target = (*target).parent.get();
+                continue;
+            }
+            if target == current {
+                // A panic climbing from greenlets that died unstarted came back to us.
+                return msg;
+            }
+            return switch_to(current, target, msg);
+        }
+    }
+}
+
+/// Marks an unstarted greenlet dead (it never ran) and returns its stack to the pool.
+///
+/// # Safety
+/// `g` is a live unstarted greenlet of this thread.
+unsafe fn die_unstarted(g: *const Inner) {
+    // SAFETY: forwarded; an unstarted greenlet has no frames on its stack.
+    unsafe {
+        (*g).state.set(State::Dead);
+        if let Some(stack) = (*(*g).stack.get()).take() {
+            stack.recycle();
+        }
+    }
+}
+
+/// Calls the tracer with `origin → target`; a panicking tracer is removed and its payload
+/// returned, to be raised in the target.
+#[cold]
+unsafe fn call_tracer(origin: *const Inner, target: *const Inner, msg: &Msg) -> Result<(), Payload> {
+    let Some(tracer) = thread::tracer() else {
+        return Ok(());
+    };
+    // SAFETY: both are live greenlets of this thread; the handles own a reference each.
+    let (origin, target) = unsafe { (Greenlet::from_ptr(origin), Greenlet::from_ptr(target)) };
+    let event = match msg {
+        Msg::Value(_) => Event::Switch { origin, target },
+        Msg::Throw(_) => Event::Throw { origin, target },
+    };
+    panic::catch_unwind(AssertUnwindSafe(|| tracer.call(&event))).inspect_err(|_| {
+        thread::set_tracer(None);
+    })
+}
+
+/// The switch itself: suspend `current`, run `target`, and come back with what we receive.
+///
+/// # Safety
+/// `current` is the running greenlet; `target` is a live unstarted or suspended greenlet of
+/// this thread whose saved stack pointer is valid.
+#[inline(always)]
+unsafe fn switch_to(current: *const Inner, target: *const Inner, msg: Msg) -> Msg {
+    // SAFETY: both are live greenlets of this thread (caller's guarantee).
+    let (cur, tgt) = unsafe { (&*current, &*target) };
+    if cur.state.get() == State::Running {
+        cur.state.set(State::Suspended);
+    }
+    tgt.state.set(State::Running);
+    thread::set_current(target);
+    let mut transfer = Transfer {
+        from: current,
+        msg: ManuallyDrop::new(msg),
+    };
+    // SAFETY: `tgt.sp` is a context saved by `arch::switch` or made by `init_stack` on the
+    // target's stack, which is mapped (it is unstarted or suspended). `transfer` stays valid
+    // until the receiver moves the message out, first thing, while we are suspended.
+    let received = unsafe {
+        arch::switch(
+            cur.sp.as_ptr(),
+            tgt.sp.get(),
+            &mut transfer as *mut Transfer as usize,
+        )
+    };
+    // We run again: someone switched to us and set us current.
+    // SAFETY: `received` points to the resumer's live Transfer.
+    let msg = unsafe { receive(received) };
+    // Rule 9: an injected function runs on our stack right before we resume; its panic is
+    // raised here as if thrown.
+    if let Some(f) = cur.inject.take() {
+        f();
+    }
+    msg
+}
+
+/// Moves the message out of the sender's transfer and tidies up after the sender.
+///
+/// # Safety
+/// `t` points to a live `Transfer` whose message has not been taken.
+#[inline(always)]
+unsafe fn receive(t: usize) -> Msg {
+    let t = t as *mut Transfer;
+    // SAFETY: forwarded from the caller; the message is taken exactly once.
+    let (from, msg) = unsafe { ((*t).from, ManuallyDrop::take(&mut (*t).msg)) };
+    // SAFETY: the sender is live until we dispose of it here.
+    unsafe { after_switch(from) };
+    msg
+}
+
+/// Runs in the greenlet that just got control: recycles the stack of a sender that died, and
+/// disposes of a sender that lost its last reference while it ran.
+///
+/// # Safety
+/// `from` is the live greenlet that switched to us.
+#[inline(always)]
+unsafe fn after_switch(from: *const Inner) {
+    // SAFETY: forwarded from the caller.
+    let f = unsafe { &*from };
+    if f.state.get() == State::Dead || f.refs.get() == 0 {
+        // SAFETY: forwarded from the caller.
+        unsafe { after_switch_slow(from) }
+    }
+}
+
+#[cold]
+unsafe fn after_switch_slow(from: *const Inner) {
+    // SAFETY: forwarded from the caller.
+    let f = unsafe { &*from };
+    if f.state.get() == State::Dead {
+        // SAFETY: a dead greenlet never runs on its stack again, and we have left it.
+        if let Some(stack) = unsafe { (*f.stack.get()).take() } {
+            stack.recycle();
+        }
+    }
+    if f.refs.get() == 0 {
+        // SAFETY: unreferenced, and no longer running.
+        unsafe { dispose(from) };
+    }
+}
+
+/// First code on a new stack: run the body, then hand its result to the parent (rules 2, 3, 5).
+unsafe extern "C" fn entry(arg: usize, data: usize) -> ! {
+    let me = data as *const Inner;
+    // SAFETY: the first switch into us passes its Transfer.
+    let msg = unsafe { receive(arg) };
+    // SAFETY: we are the running greenlet; our Inner lives while we run.
+    let result = unsafe { run_body(&*me, msg) };
+    // SAFETY: still us; after this, we are dead and our stack is left for good.
+    unsafe {
+        (*me).state.set(State::Dead);
+        let parent = (*me).parent.get();
+        deliver(me, parent, result);
+    }
+    // A dead greenlet is never resumed.
+    std::process::abort()
+}
+
+/// Runs an injected function and the body, catching every panic (nothing unwinds past the
+/// entry). A `GreenletExit` that escapes is turned into a value (rule 5).
+fn run_body(me: &Inner, msg: Msg) -> Msg {
+    let Msg::Value(arg) = msg else {
+        unreachable!("a panic is never delivered to an unstarted greenlet's stack")
+    };
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        if let Some(f) = me.inject.take() {
+            f();
+        }
+        // SAFETY: the body is only taken or replaced while the greenlet is dead or unstarted,
+        // never while it runs.
+        let body = unsafe { (*me.body.get()).as_mut() }.expect("greenlet without a body");
+        body(arg)
+    }));
+    match outcome {
+        Ok(v) => Msg::Value(v),
+        Err(p) if p.is::<GreenletExit>() => Msg::Value(Value::new(GreenletExit)),
+        Err(p) => Msg::Throw(p),
+    }
+}
+
+/// Throws `payload` into `target` from the running greenlet (rule 4).
+///
+/// # Safety
+/// `target` is a live greenlet of this thread.
+unsafe fn throw_raw(target: *const Inner, payload: Payload) -> Value {
+    // SAFETY: forwarded from the caller.
+    let msg = if unsafe { (*target).state.get() } == State::Dead && payload.is::<GreenletExit>() {
+        // Killing a dead greenlet is a plain return of GreenletExit (Python's rule).
+        Msg::Value(Value::new(GreenletExit))
+    } else {
+        Msg::Throw(payload)
+    };
+    let current = thread::current();
+    // SAFETY: `current` runs; `target` is live.
+    unwrap_msg(unsafe { deliver(current, target, msg) })
+}
+
+/// A received value, or the received panic resumed here.
+#[inline(always)]
+fn unwrap_msg(msg: Msg) -> Value {
+    match msg {
+        Msg::Value(v) => v,
+        Msg::Throw(p) => panic::resume_unwind(p),
+    }
+}
+
+fn describe(g: &Inner) -> String {
+    format!("'{}' (#{})", g.name.as_deref().unwrap_or("<unnamed>"), g.id)
+}
+
+fn panic_message(p: &(dyn Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string panic payload>".to_string()
+    }
+}
+
+/// A handle to a greenlet: a symmetric, stackful coroutine with its own guarded stack.
+///
+/// Cloning gives another handle to the same greenlet. Handles are neither `Send` nor `Sync`:
+/// a greenlet belongs to the thread that created it. When the last handle to a suspended
+/// greenlet is dropped, the greenlet is killed (its stack unwinds, every `Drop` runs) and
+/// control comes back to the dropper.
+///
+/// ```
+/// use greenlet::{root, Greenlet};
+///
+/// let g = Greenlet::new(|first| {
+///     let n: i32 = first.take();
+///     let next: i32 = root().switch(n + 1).take(); // suspend, hand n + 1 to the root
+///     next * 10                                    // returning hands this to the parent
+/// });
+/// assert_eq!(g.switch(1).take::<i32>(), 2);
+/// assert_eq!(g.switch(5).take::<i32>(), 50);
+/// assert!(g.is_dead());
+/// ```
+pub struct Greenlet {
+    ptr: NonNull<Inner>,
+    /// Handles must stay on their thread.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Greenlet {
+    /// Creates a greenlet that will run `body` when first switched to. Its parent is the
+    /// greenlet running now, and its stack has the default size
+    /// ([`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE)).
+    ///
+    /// `body` receives the first value switched in; what it returns is delivered to the parent.
+    /// It is `FnMut` so that [`reset`](Greenlet::reset) can run it again.
+    ///
+    /// # Panics
+    /// If no stack can be mapped (the system is out of memory or address space); use
+    /// [`Greenlet::builder`] to get that as an [`Error`].
+    pub fn new<F, R>(body: F) -> Greenlet
+    where
+        F: FnMut(Value) -> R + 'static,
+        R: 'static,
+    {
+        match Builder::new().spawn(body) {
+            Ok(g) => g,
+            Err(e) => panic!("greenlet: {e}"),
+        }
+    }
+
+    /// A builder to set the name, stack size and parent of a new greenlet.
+    ///
+    /// ```
+    /// let g = greenlet::Greenlet::builder()
+    ///     .name("worker")
+    ///     .stack_size(64 * 1024)
+    ///     .spawn(|v| v)
+    ///     .unwrap();
+    /// assert_eq!(g.name(), Some("worker"));
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// A new handle owning a new reference.
+    ///
+    /// # Safety
+    /// `p` points to a live greenlet of this thread.
+    pub(crate) unsafe fn from_ptr(p: *const Inner) -> Greenlet {
+        // SAFETY: forwarded from the caller.
+        unsafe { retain(p) };
+        Greenlet {
+            // SAFETY: live greenlets are never at address 0.
+            ptr: unsafe { NonNull::new_unchecked(p as *mut Inner) },
+            _not_send: PhantomData,
+        }
+    }
+
+    #[inline(always)]
+    fn inner(&self) -> &Inner {
+        // SAFETY: a handle owns a reference, so the greenlet is alive.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    #[inline(always)]
+    fn as_ptr(&self) -> *const Inner {
+        self.ptr.as_ptr()
+    }
+
+    /// Suspends the running greenlet and runs this one, handing it `v`; returns the value the
+    /// running greenlet receives when it is next switched to.
+    ///
+    /// - Unstarted: the body starts with `v` as its argument.
+    /// - Suspended: its pending `switch` returns `v`.
+    /// - The running greenlet itself: returns `v` at once.
+    /// - Dead: `v` goes to its first non-dead ancestor instead.
+    ///
+    /// `v` may be any `'static` value (a [`Value`] is passed on as it is); values of up to 16
+    /// bytes do not allocate.
+    ///
+    /// # Panics
+    /// Re-raises a panic delivered to the running greenlet while it was suspended: a `throw`
+    /// into it, or a panic that escaped a child's body.
+    #[inline]
+    pub fn switch<V: 'static>(&self, v: V) -> Value {
+        let current = thread::current();
+        // SAFETY: `current` runs; this handle keeps the target alive.
+        unwrap_msg(unsafe { deliver(current, self.as_ptr(), Msg::Value(Value::new(v))) })
+    }
+
+    /// Switches to this greenlet and raises `payload` as a panic where it is suspended
+    /// (`std::panic::resume_unwind`, so no panic message is printed). It may catch it and go
+    /// on; whatever is then switched back is returned.
+    ///
+    /// An unstarted greenlet dies at once without running its body, and the panic climbs to
+    /// its parent. Throwing into a dead greenlet raises in its first non-dead ancestor. A
+    /// `Box<dyn Any + Send>` payload (one caught with `catch_unwind`) is thrown as it is.
+    pub fn throw<E: Any + Send>(&self, payload: E) -> Value {
+        let payload: Payload = if TypeId::of::<E>() == TypeId::of::<Payload>() {
+            let payload = ManuallyDrop::new(payload);
+            // SAFETY: `E` is `Box<dyn Any + Send>` (same TypeId); read once, never dropped.
+            unsafe { std::mem::transmute_copy::<E, Payload>(&payload) }
+        } else {
+            Box::new(payload)
+        };
+        // SAFETY: this handle keeps the target alive.
+        unsafe { throw_raw(self.as_ptr(), payload) }
+    }
+
+    /// Kills the greenlet: `throw(GreenletExit)`. Its stack unwinds and, unless it catches the
+    /// exit, it dies and its parent receives a [`GreenletExit`] value (which is what this
+    /// returns when the parent is the caller). Killing a dead greenlet returns a
+    /// `GreenletExit` value at once.
+    pub fn kill(&self) -> Value {
+        self.throw(GreenletExit)
+    }
+
+    /// Where this greenlet's result goes; `None` for a root.
+    pub fn parent(&self) -> Option<Greenlet> {
+        let p = self.inner().parent.get();
+        // SAFETY: a parent link keeps the parent alive.
+        (!p.is_null()).then(|| unsafe { Greenlet::from_ptr(p) })
+    }
+
+    /// Makes `parent` the greenlet that receives this one's result.
+    ///
+    /// # Errors
+    /// [`Error::CyclicParent`] if this greenlet would become its own ancestor,
+    /// [`Error::RootParent`] for a root. Nothing changes on error.
+    pub fn set_parent(&self, parent: &Greenlet) -> Result<(), Error> {
+        let me = self.inner();
+        if me.is_root() {
+            return Err(Error::RootParent);
+        }
+        let mut p = parent.as_ptr();
+        while !p.is_null() {
+            if p == self.as_ptr() {
+                return Err(Error::CyclicParent);
+            }
+            // SAFETY: ancestors are kept alive by their children's parent links.
+            p = unsafe { (*p).parent.get() };
+        }
+        // SAFETY: `parent` is live (its handle); the link now owns this reference.
+        unsafe { retain(parent.as_ptr()) };
+        let old = me.parent.replace(parent.as_ptr());
+        // SAFETY: the old link owned its reference.
+        unsafe { release(old) };
+        Ok(())
+    }
+
+    /// Whether the greenlet has been switched to since it was created or reset.
+    pub fn is_started(&self) -> bool {
+        self.inner().state.get() != State::Unstarted
+    }
+
+    /// Whether the body has returned or panicked.
+    pub fn is_dead(&self) -> bool {
+        self.inner().state.get() == State::Dead
+    }
+
+    /// Started and not dead: suspended, or running.
+    pub fn is_active(&self) -> bool {
+        matches!(self.inner().state.get(), State::Suspended | State::Running)
+    }
+
+    /// Whether this is the running greenlet.
+    pub fn is_current(&self) -> bool {
+        self.as_ptr() == thread::current()
+    }
+
+    /// Whether this is its thread's root greenlet (the thread's own stack).
+    pub fn is_root(&self) -> bool {
+        self.inner().is_root()
+    }
+
+    /// Schedules `f` to run once on this greenlet's stack, right before it next resumes (before
+    /// its body, if unstarted). A panic in `f` is raised in the greenlet as if thrown. Several
+    /// injections run in the order they were made. A dead greenlet never resumes, so `f` runs
+    /// only if it is [`reset`](Greenlet::reset) and started again.
+    ///
+    /// ```
+    /// use greenlet::{current, Greenlet};
+    ///
+    /// let g = Greenlet::new(|v| v);
+    /// let ran_on = std::rc::Rc::new(std::cell::Cell::new(None));
+    /// let seen = ran_on.clone();
+    /// g.inject(move || seen.set(Some(current().id())));
+    /// g.switch(());
+    /// assert_eq!(ran_on.get(), Some(g.id()));
+    /// ```
+    pub fn inject(&self, f: impl FnOnce() + 'static) {
+        let slot = &self.inner().inject;
+        let f: Box<dyn FnOnce()> = match slot.take() {
+            Some(before) => Box::new(move || {
+                before();
+                f();
+            }),
+            None => Box::new(f),
+        };
+        slot.set(Some(f));
+    }
+
+    /// Makes a dead greenlet unstarted again: the next switch runs its body from the top, on a
+    /// fresh (or pooled) stack. Resetting an unstarted greenlet does nothing.
+    ///
+    /// # Errors
+    /// [`Error::ResetActive`] if the greenlet is suspended or running (its live frames would be
+    /// abandoned), [`Error::ResetRoot`] for a root, [`Error::StackAllocation`] if no stack can
+    /// be mapped.
+    pub fn reset(&self) -> Result<(), Error> {
+        let g = self.inner();
+        if g.is_root() {
+            return Err(Error::ResetRoot);
+        }
+        match g.state.get() {
+            State::Unstarted => Ok(()),
+            State::Suspended | State::Running => Err(Error::ResetActive),
+            State::Dead => g.prepare(),
+        }
+    }
+
+    /// A number unique to this greenlet in the process.
+    pub fn id(&self) -> u64 {
+        self.inner().id
+    }
+
+    /// The name given by the builder; roots are called `"main"`.
+    pub fn name(&self) -> Option<&str> {
+        self.inner().name.as_deref()
+    }
+
+    /// Usable bytes of this greenlet's stack (0 for a root, which runs on its thread's stack).
+    pub fn stack_size(&self) -> usize {
+        self.inner().stack_size
+    }
+}
+
+impl Clone for Greenlet {
+    fn clone(&self) -> Greenlet {
+        // SAFETY: this handle keeps the greenlet alive.
+        unsafe { Greenlet::from_ptr(self.as_ptr()) }
+    }
+}
+
+impl Drop for Greenlet {
+    fn drop(&mut self) {
+        // SAFETY: the handle owns one reference.
+        unsafe { release(self.as_ptr()) }
+    }
+}
+
+impl PartialEq for Greenlet {
+    fn eq(&self, other: &Greenlet) -> bool {
+        self.ptr == other.ptr
+    }
+}
+
+impl Eq for Greenlet {}
+
+impl std::hash::Hash for Greenlet {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.ptr.hash(h)
+    }
+}
+
+impl fmt::Debug for Greenlet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let g = self.inner();
+        let state = match g.state.get() {
+            State::Unstarted => "unstarted",
+            State::Suspended => "suspended",
+            State::Running => "running",
+            State::Dead => "dead",
+        };
+        f.debug_struct("Greenlet")
+            .field("id", &g.id)
+            .field("name", &g.name.as_deref())
+            .field("state", &state)
+            .finish()
+    }
+}
+
+/// The greenlet running now on this thread (the root at top level).
+///
+/// ```
+/// assert!(greenlet::current().is_root());
+/// assert!(greenlet::current().parent().is_none());
+/// ```
+pub fn current() -> Greenlet {
+    // SAFETY: the running greenlet is alive.
+    unsafe { Greenlet::from_ptr(thread::current()) }
+}
+
+/// This thread's root greenlet: the thread itself, on its own stack.
+pub fn root() -> Greenlet {
+    // SAFETY: the root lives as long as its thread.
+    unsafe { Greenlet::from_ptr(thread::root()) }
+}
+
+/// Configures a greenlet before spawning it. See [`Greenlet::builder`].
+#[derive(Debug, Default)]
+#[must_use = "a builder does nothing until `spawn` is called"]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+    parent: Option<Greenlet>,
+}
+
+impl Builder {
+    /// A builder with the defaults: no name, the default stack size, the running greenlet as
+    /// parent.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the greenlet (shown in stack overflow messages, traces and `Debug`).
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Usable stack size in bytes, rounded up to whole pages; between
+    /// [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE) and [`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE).
+    /// Only touched pages use memory.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// The greenlet that receives the new one's result (default: the running greenlet).
+    pub fn parent(mut self, parent: &Greenlet) -> Builder {
+        self.parent = Some(parent.clone());
+        self
+    }
+
+    /// Creates the greenlet, unstarted, with its stack mapped (or taken from the pool).
+    ///
+    /// # Errors
+    /// [`Error::InvalidStackSize`] or [`Error::StackAllocation`].
+    pub fn spawn<F, R>(self, mut body: F) -> Result<Greenlet, Error>
+    where
+        F: FnMut(Value) -> R + 'static,
+        R: 'static,
+    {
+        static LOOKUP: std::sync::Once = std::sync::Once::new();
+        LOOKUP.call_once(|| crate::overflow::set_lookup(running_guard_info));
+
+        let stack_size =
+            stack::usable_size(self.stack_size.unwrap_or(stack::DEFAULT_STACK_SIZE))?;
+        let parent = match self.parent {
+            Some(p) => ManuallyDrop::new(p).as_ptr(), // the handle's reference moves into the link
+            None => {
+                let p = thread::current();
+                // SAFETY: the running greenlet is alive; the link owns this reference.
+                unsafe { retain(p) };
+                p
+            }
+        };
+        let inner = Box::new(Inner {
+            sp: Cell::new(ptr::null_mut()),
+            state: Cell::new(State::Unstarted),
+            refs: Cell::new(1),
+            parent: Cell::new(parent),
+            inject: Cell::new(None),
+            id: next_id(),
+            name: self.name.map(String::into_boxed_str),
+            stack_size,
+            stack: UnsafeCell::new(None),
+            body: UnsafeCell::new(Some(Box::new(move |v| Value::new(body(v))))),
+        });
+        let p = Box::into_raw(inner);
+        let g = Greenlet {
+            // SAFETY: Box::into_raw never returns null.
+            ptr: unsafe { NonNull::new_unchecked(p) },
+            _not_send: PhantomData,
+        };
+        g.inner().prepare()?;
+        Ok(g)
+    }
+}

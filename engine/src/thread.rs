@@ -1,0 +1,109 @@
+//! Per-thread state: the running greenlet, the root, and whether a tracer is installed.
+//!
+//! Two thread-locals with different jobs. [`HOT`] is read on every switch, so it is
+//! const-initialised and has no destructor: an access is a plain thread-pointer-relative load
+//! with no "is it initialised yet" check. [`COLD`] owns what needs dropping at thread exit (the
+//! root's reference and the tracer) and is touched only off the switch path.
+
+use std::cell::{Cell, RefCell};
+use std::ptr;
+
+use crate::greenlet::Inner;
+use crate::tracer::Tracer;
+
+pub(crate) struct Hot {
+    /// The running greenlet; null until the thread first uses greenlets.
+    pub current: Cell<*const Inner>,
+    /// Mirrors `COLD.tracer.is_some()` so the switch path tests one byte.
+    pub tracing: Cell<bool>,
+}
+
+thread_local! {
+    pub(crate) static HOT: Hot = const {
+        Hot { current: Cell::new(ptr::null()), tracing: Cell::new(false) }
+    };
+    static COLD: Cold = const {
+        Cold { root: Cell::new(ptr::null()), tracer: RefCell::new(None) }
+    };
+}
+
+struct Cold {
+    root: Cell<*const Inner>,
+    tracer: RefCell<Option<Tracer>>,
+}
+
+impl Drop for Cold {
+    fn drop(&mut self) {
+        let root = self.root.replace(ptr::null());
+        if root.is_null() {
+            return;
+        }
+        let _ = HOT.try_with(|h| {
+            h.tracing.set(false);
+            // Greenlet code that runs in later thread-local destructors starts a fresh root
+            // (which is then leaked, as nothing is left to free it) instead of using this one.
+            if h.current.get() == root {
+                h.current.set(ptr::null());
+            }
+        });
+        // SAFETY: COLD held one reference to the root, given up here exactly once.
+        unsafe { crate::greenlet::release(root) };
+    }
+}
+
+/// The running greenlet of this thread, making the root on first use.
+#[inline(always)]
+pub(crate) fn current() -> *const Inner {
+    let cur = HOT.with(|h| h.current.get());
+    if cur.is_null() { init_root() } else { cur }
+}
+
+/// Records `g` as the running greenlet.
+#[inline(always)]
+pub(crate) fn set_current(g: *const Inner) {
+    HOT.with(|h| h.current.set(g));
+}
+
+/// The root greenlet of this thread (making it on first use).
+pub(crate) fn root() -> *const Inner {
+    current();
+    let root = COLD.try_with(|c| c.root.get()).unwrap_or(ptr::null());
+    if root.is_null() {
+        // Only during thread teardown: the root made then is the current greenlet.
+        HOT.with(|h| h.current.get())
+    } else {
+        root
+    }
+}
+
+#[cold]
+fn init_root() -> *const Inner {
+    crate::overflow::ensure_altstack();
+    let root = Inner::new_root();
+    set_current(root);
+    // COLD's reference keeps the root alive for the thread's life. If COLD is already gone
+    // (thread teardown), the root is leaked rather than freed under code still running on it.
+    let _ = COLD.try_with(|c| c.root.set(root));
+    root
+}
+
+#[inline(always)]
+pub(crate) fn tracing() -> bool {
+    HOT.with(|h| h.tracing.get())
+}
+
+pub(crate) fn tracer() -> Option<Tracer> {
+    COLD.try_with(|c| c.tracer.borrow().clone())
+        .ok()
+        .flatten()
+}
+
+pub(crate) fn set_tracer(t: Option<Tracer>) -> Option<Tracer> {
+    let on = t.is_some();
+    let previous = COLD
+        .try_with(|c| c.tracer.replace(t))
+        .ok()
+        .flatten();
+    HOT.with(|h| h.tracing.set(on));
+    previous
+}
