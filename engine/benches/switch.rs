@@ -1,1 +1,101 @@
-fn main() {}
+//! Switch and spawn costs, greenlet side by side with corosensei in the same run.
+//!
+//! - `switch/round_trip`: root → child → root (two switches). Halve for ns per switch.
+//! - `spawn/*`: create + first switch + finish + drop.
+//!
+//! Run with `cargo bench -p greenlet --bench switch`.
+
+use std::hint::black_box;
+
+use corosensei::stack::DefaultStack;
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+use criterion::{Criterion, criterion_group, criterion_main};
+use greenlet::{Greenlet, root};
+
+fn switch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("switch");
+
+    group.bench_function("round_trip/greenlet", |b| {
+        let r = root();
+        let g = Greenlet::new(move |_| {
+            loop {
+                r.switch(());
+            }
+        });
+        b.iter(|| g.switch(()));
+    });
+
+    group.bench_function("round_trip/greenlet_usize", |b| {
+        let r = root();
+        let g = Greenlet::new(move |v| {
+            let mut n: usize = v.take();
+            loop {
+                n = r.switch(n + 1).take();
+            }
+        });
+        let mut n = 0usize;
+        b.iter(|| {
+            n = g.switch(black_box(n)).take();
+        });
+    });
+
+    group.bench_function("round_trip/corosensei", |b| {
+        let mut co = Coroutine::new(|y: &Yielder<(), ()>, ()| {
+            loop {
+                y.suspend(());
+            }
+        });
+        b.iter(|| co.resume(()));
+    });
+
+    group.bench_function("round_trip/corosensei_usize", |b| {
+        let mut co =
+            Coroutine::<usize, usize, ()>::new(|y: &Yielder<usize, usize>, mut n: usize| {
+                loop {
+                    n = y.suspend(n + 1);
+                }
+            });
+        let mut n = 0usize;
+        b.iter(|| {
+            n = match co.resume(black_box(n)) {
+                CoroutineResult::Yield(v) => v,
+                CoroutineResult::Return(()) => unreachable!(),
+            };
+        });
+    });
+
+    group.finish();
+}
+
+fn spawn(c: &mut Criterion) {
+    let mut group = c.benchmark_group("spawn");
+
+    group.bench_function("pooled/greenlet", |b| {
+        b.iter(|| {
+            let g = Greenlet::new(|v| v);
+            black_box(g.switch(1usize));
+        });
+    });
+
+    group.bench_function("reused_stack/corosensei", |b| {
+        let mut stack = Some(DefaultStack::new(1 << 20).unwrap());
+        b.iter(|| {
+            let mut co =
+                Coroutine::with_stack(stack.take().unwrap(), |_: &Yielder<usize, ()>, v: usize| v);
+            black_box(co.resume(1));
+            stack = Some(co.into_stack());
+        });
+    });
+
+    group.bench_function("fresh_stack/corosensei", |b| {
+        b.iter(|| {
+            let mut co = Coroutine::new(|_: &Yielder<usize, ()>, v: usize| v);
+            black_box(co.resume(1));
+        });
+    });
+
+    group.finish();
+}
+
+criterion_group!(benches, switch, spawn);
+criterion_main!(benches);

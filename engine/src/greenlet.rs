@@ -18,7 +18,8 @@ use crate::tracer::Event;
 use crate::value::Value;
 
 /// Where a greenlet is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Ordered so that "can be switched to with a value right away" is `<= Suspended`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum State {
     Unstarted,
     Suspended,
@@ -244,6 +245,7 @@ struct Transfer {
 ///
 /// # Safety
 /// `origin` is the running greenlet (possibly dying); `target` is a live greenlet of this thread.
+#[inline(never)]
 unsafe fn deliver(mut origin: *const Inner, mut target: *const Inner, mut msg: Msg) -> Msg {
     let current = thread::current();
     loop {
@@ -259,10 +261,10 @@ unsafe fn deliver(mut origin: *const Inner, mut target: *const Inner, mut msg: M
                 // Switching to the running greenlet: nothing happens.
                 return msg;
             }
-            if thread::tracing() {
-                if let Err(payload) = call_tracer(origin, target, &msg) {
-                    msg = Msg::Throw(payload);
-                }
+            if thread::tracing()
+                && let Err(payload) = call_tracer(origin, target, &msg)
+            {
+                msg = Msg::Throw(payload);
             }
             if (*target).state.get() == State::Unstarted && matches!(msg, Msg::Throw(_)) {
                 // Rule 4: a panic into an unstarted greenlet kills it without running its body,
@@ -298,7 +300,11 @@ unsafe fn die_unstarted(g: *const Inner) {
 /// Calls the tracer with `origin → target`; a panicking tracer is removed and its payload
 /// returned, to be raised in the target.
 #[cold]
-unsafe fn call_tracer(origin: *const Inner, target: *const Inner, msg: &Msg) -> Result<(), Payload> {
+unsafe fn call_tracer(
+    origin: *const Inner,
+    target: *const Inner,
+    msg: &Msg,
+) -> Result<(), Payload> {
     let Some(tracer) = thread::tracer() else {
         return Ok(());
     };
@@ -346,10 +352,19 @@ unsafe fn switch_to(current: *const Inner, target: *const Inner, msg: Msg) -> Ms
     let msg = unsafe { receive(received) };
     // Rule 9: an injected function runs on our stack right before we resume; its panic is
     // raised here as if thrown.
-    if let Some(f) = cur.inject.take() {
-        f();
+    // SAFETY: peeking at the slot without taking it (a take would write it on every switch);
+    // nothing else touches it during this read.
+    if unsafe { (*cur.inject.as_ptr()).is_some() } {
+        run_injected(cur);
     }
     msg
+}
+
+#[cold]
+fn run_injected(g: &Inner) {
+    if let Some(f) = g.inject.take() {
+        f();
+    }
 }
 
 /// Moves the message out of the sender's transfer and tidies up after the sender.
@@ -576,11 +591,23 @@ impl Greenlet {
     /// # Panics
     /// Re-raises a panic delivered to the running greenlet while it was suspended: a `throw`
     /// into it, or a panic that escaped a child's body.
-    #[inline]
+    #[inline(always)]
     pub fn switch<V: 'static>(&self, v: V) -> Value {
         let current = thread::current();
-        // SAFETY: `current` runs; this handle keeps the target alive.
-        unwrap_msg(unsafe { deliver(current, self.as_ptr(), Msg::Value(Value::new(v))) })
+        let msg = Msg::Value(Value::new(v));
+        let target = self.as_ptr();
+        // The common case is inlined into the caller so that no call frame separates its code
+        // from the switch (a `ret` after resuming would pop a return-stack entry pushed by
+        // another context and mispredict). Everything else goes through `deliver`.
+        let msg = if self.inner().state.get() <= State::Suspended && !thread::tracing() {
+            // SAFETY: the target is unstarted or suspended, so it is not `current`, and this
+            // handle keeps it alive.
+            unsafe { switch_to(current, target, msg) }
+        } else {
+            // SAFETY: `current` runs; this handle keeps the target alive.
+            unsafe { deliver(current, target, msg) }
+        };
+        unwrap_msg(msg)
     }
 
     /// Switches to this greenlet and raises `payload` as a panic where it is suspended
@@ -840,8 +867,7 @@ impl Builder {
         static LOOKUP: std::sync::Once = std::sync::Once::new();
         LOOKUP.call_once(|| crate::overflow::set_lookup(running_guard_info));
 
-        let stack_size =
-            stack::usable_size(self.stack_size.unwrap_or(stack::DEFAULT_STACK_SIZE))?;
+        let stack_size = stack::usable_size(self.stack_size.unwrap_or(stack::DEFAULT_STACK_SIZE))?;
         let parent = match self.parent {
             Some(p) => ManuallyDrop::new(p).as_ptr(), // the handle's reference moves into the link
             None => {

@@ -62,12 +62,11 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
     // SAFETY: LOOKUP was written before the handler was installed and is never written again.
-    if let Some(lookup) = unsafe { LOOKUP } {
-        if let Some(g) = lookup() {
-            if (g.guard.0..g.guard.1).contains(&addr) {
-                report_and_abort(&g);
-            }
-        }
+    if let Some(lookup) = unsafe { LOOKUP }
+        && let Some(g) = lookup()
+        && (g.guard.0..g.guard.1).contains(&addr)
+    {
+        report_and_abort(&g);
     }
     chain(sig, info, ctx);
 }
@@ -94,7 +93,7 @@ fn report_and_abort(g: &GuardInfo) -> ! {
 fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let i = SIGNALS.iter().position(|&s| s == sig).unwrap_or(0);
     // SAFETY: PREVIOUS[i] was filled by `install` before this handler could run.
-    let previous = unsafe { (*(&raw const PREVIOUS[i])).assume_init() };
+    let previous = unsafe { PREVIOUS[i].assume_init() };
     let h = previous.sa_sigaction;
     if h == libc::SIG_DFL || h == libc::SIG_IGN {
         // Restore the default and return: the faulting instruction runs again and the kernel
@@ -119,9 +118,9 @@ pub(crate) struct HumanSize(pub usize);
 impl std::fmt::Display for HumanSize {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = self.0;
-        if n >= 1 << 20 && n % (1 << 20) == 0 {
+        if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
             write!(f, "{} MiB", n >> 20)
-        } else if n >= 1 << 10 && n % (1 << 10) == 0 {
+        } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
             write!(f, "{} KiB", n >> 10)
         } else {
             write!(f, "{n} bytes")

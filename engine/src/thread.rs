@@ -93,17 +93,12 @@ pub(crate) fn tracing() -> bool {
 }
 
 pub(crate) fn tracer() -> Option<Tracer> {
-    COLD.try_with(|c| c.tracer.borrow().clone())
-        .ok()
-        .flatten()
+    COLD.try_with(|c| c.tracer.borrow().clone()).ok().flatten()
 }
 
 pub(crate) fn set_tracer(t: Option<Tracer>) -> Option<Tracer> {
     let on = t.is_some();
-    let previous = COLD
-        .try_with(|c| c.tracer.replace(t))
-        .ok()
-        .flatten();
+    let previous = COLD.try_with(|c| c.tracer.replace(t)).ok().flatten();
     HOT.with(|h| h.tracing.set(on));
     previous
 }

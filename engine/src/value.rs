@@ -22,8 +22,9 @@ const INLINE_ALIGN: usize = 8;
 struct VTable {
     type_id: fn() -> TypeId,
     type_name: fn() -> &'static str,
-    /// Drops the stored value in place (inline) or frees the box (boxed).
-    drop: unsafe fn(*mut Storage),
+    /// Drops the stored value in place (inline) or frees the box (boxed); `None` when there is
+    /// nothing to do, so dropping a `()` or an integer costs a branch, not an indirect call.
+    drop: Option<unsafe fn(*mut Storage)>,
     /// Formats the value when the type is known to be printable, else `None`.
     debug: unsafe fn(*const Storage, &mut fmt::Formatter<'_>) -> Option<fmt::Result>,
 }
@@ -39,7 +40,11 @@ impl<T: 'static> VTableFor<T> {
     const VTABLE: VTable = VTable {
         type_id: TypeId::of::<T>,
         type_name: std::any::type_name::<T>,
-        drop: Self::drop_in_place,
+        drop: if Self::INLINE && !mem::needs_drop::<T>() {
+            None
+        } else {
+            Some(Self::drop_in_place)
+        },
         debug: Self::debug,
     };
 
@@ -161,7 +166,10 @@ impl Value {
     /// Whether the value holds a `T`.
     #[inline]
     pub fn is<T: 'static>(&self) -> bool {
-        (self.vtable.type_id)() == TypeId::of::<T>()
+        // The same table address means the same type; different addresses may still be the same
+        // type (each codegen unit may have its own copy of a table), hence the TypeId check.
+        ptr::eq(self.vtable, &VTableFor::<T>::VTABLE)
+            || (self.vtable.type_id)() == TypeId::of::<T>()
     }
 
     /// The name of the stored type, as [`std::any::type_name`] gives it.
@@ -241,8 +249,10 @@ impl Value {
 impl Drop for Value {
     #[inline]
     fn drop(&mut self) {
-        // SAFETY: the storage holds a live value of the vtable's type, dropped only here.
-        unsafe { (self.vtable.drop)(&mut self.storage) }
+        if let Some(drop) = self.vtable.drop {
+            // SAFETY: the storage holds a live value of the vtable's type, dropped only here.
+            unsafe { drop(&mut self.storage) }
+        }
     }
 }
 
@@ -273,8 +283,8 @@ mod tests {
     #[test]
     fn inline_and_boxed_round_trip() {
         assert!(VTableFor::<u128>::INLINE == (mem::align_of::<u128>() <= 8));
-        assert!(VTableFor::<[u64; 2]>::INLINE);
-        assert!(!VTableFor::<[u64; 3]>::INLINE);
+        const { assert!(VTableFor::<[u64; 2]>::INLINE) };
+        const { assert!(!VTableFor::<[u64; 3]>::INLINE) };
         assert_eq!(Value::new([1u64, 2]).take::<[u64; 2]>(), [1, 2]);
         assert_eq!(Value::new([1u64, 2, 3]).take::<[u64; 3]>(), [1, 2, 3]);
         assert_eq!(Value::new(String::from("s")).take::<String>(), "s");

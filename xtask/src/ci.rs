@@ -39,8 +39,8 @@ pub enum Step {
     Test,
     /// Rustdoc, warnings (e.g. broken intra-doc links) denied.
     Doc,
-    /// Runs the seed example and compares its output with the expected one.
-    Seed,
+    /// Runs every engine example; the seed example's output must match exactly.
+    Examples,
 }
 
 impl Step {
@@ -51,7 +51,7 @@ impl Step {
         Step::Clippy,
         Step::Test,
         Step::Doc,
-        Step::Seed,
+        Step::Examples,
     ];
 
     /// Name used in headers, errors and the summary; matches the `--only`
@@ -63,7 +63,7 @@ impl Step {
             Step::Clippy => "clippy",
             Step::Test => "test",
             Step::Doc => "doc",
-            Step::Seed => "seed",
+            Step::Examples => "examples",
         }
     }
 
@@ -85,7 +85,7 @@ impl Step {
             Step::Doc => cmd::run(
                 cmd::cargo(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"),
             ),
-            Step::Seed => run_seed(),
+            Step::Examples => run_examples(),
         }
     }
 }
@@ -153,6 +153,23 @@ const SEED_EXPECTED: [&str; 5] = [
     "exiting func1 (greenlet 1)",
     "exiting program",
 ];
+
+/// Examples that must run to completion (they assert their own results).
+const OTHER_EXAMPLES: [&str; 3] = ["pingpong", "generator", "pipeline"];
+
+fn run_examples() -> Result {
+    run_seed()?;
+    for example in OTHER_EXAMPLES {
+        cmd::run(&mut cmd::cargo([
+            "run",
+            "-p",
+            "greenlet",
+            "--example",
+            example,
+        ]))?;
+    }
+    Ok(())
+}
 
 fn run_seed() -> Result {
     let stdout = cmd::stdout(&mut cmd::cargo([
@@ -239,8 +256,11 @@ mod tests {
     fn plan_keeps_ci_order_and_setup_unless_skipped() {
         use Step::*;
         assert_eq!(plan(false, &[]), Step::ALL);
-        assert_eq!(plan(true, &[]), [Fmt, Clippy, Test, Doc, Seed]);
-        assert_eq!(plan(false, &[Seed, Fmt, Seed]), [Setup, Fmt, Seed]);
+        assert_eq!(plan(true, &[]), [Fmt, Clippy, Test, Doc, Examples]);
+        assert_eq!(
+            plan(false, &[Examples, Fmt, Examples]),
+            [Setup, Fmt, Examples]
+        );
         assert_eq!(plan(true, &[Doc]), [Doc]);
     }
 }

@@ -82,14 +82,14 @@ mod tests {
             "--only",
             "fmt",
             "--only",
-            "seed",
+            "examples",
         ])
         .expect("valid command line");
         let Command::Ci(args) = cli.command else {
             panic!("expected the ci subcommand");
         };
         assert!(args.skip_setup);
-        assert_eq!(args.only, [ci::Step::Fmt, ci::Step::Seed]);
+        assert_eq!(args.only, [ci::Step::Fmt, ci::Step::Examples]);
     }
 
     /// Setup is controlled by `--skip-setup`, not `--only`, so it must not be
