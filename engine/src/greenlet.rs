@@ -32,14 +32,19 @@ type Payload = Box<dyn Any + Send>;
 
 /// The greenlet itself; handles point at it.
 ///
-/// Memory is managed by `refs`, which counts handles plus children whose parent this is. The
-/// running greenlet holds no count of its own: if its count drops to zero while it runs, the
-/// greenlet that next runs after it disposes of it (see [`after_switch`]).
+/// Two counts manage its life. `handles` counts [`Greenlet`] handles (and, for a root, its
+/// thread): when it drops to zero, a suspended greenlet is killed (rule 6). `links` counts
+/// children whose parent this is: they keep the `Inner` (not the stack) alive so that values
+/// can climb through it, but do not keep it from being killed, which would leak any greenlet
+/// holding a handle to its own child. Memory goes when both are zero and no frames are left.
+/// The running greenlet holds no count of its own: if its handles drop to zero while it runs,
+/// the greenlet that runs after it disposes of it (see [`after_switch`]).
 pub(crate) struct Inner {
     /// Saved stack pointer while suspended or unstarted; written by the switch.
     sp: Cell<*mut u8>,
     state: Cell<State>,
-    refs: Cell<usize>,
+    handles: Cell<usize>,
+    links: Cell<usize>,
     /// Strong reference to the parent; null only for a root.
     parent: Cell<*const Inner>,
     /// Runs once right before the greenlet next resumes.
@@ -66,7 +71,8 @@ impl Inner {
         Box::into_raw(Box::new(Inner {
             sp: Cell::new(ptr::null_mut()),
             state: Cell::new(State::Running),
-            refs: Cell::new(1),
+            handles: Cell::new(1),
+            links: Cell::new(0),
             parent: Cell::new(ptr::null()),
             inject: Cell::new(None),
             id: next_id(),
@@ -120,37 +126,72 @@ fn running_guard_info() -> Option<crate::overflow::GuardInfo> {
     unsafe { (*cur).guard_info() }
 }
 
-/// Adds a strong reference.
+/// Adds a handle reference.
 ///
 /// # Safety
 /// `p` must point to a live greenlet of this thread.
 #[inline]
-unsafe fn retain(p: *const Inner) {
+unsafe fn retain_handle(p: *const Inner) {
     // SAFETY: forwarded from the caller.
     let g = unsafe { &*p };
-    g.refs.set(g.refs.get() + 1);
+    g.handles.set(g.handles.get() + 1);
 }
 
-/// Drops a strong reference, disposing of the greenlet when it was the last.
+/// Drops a handle reference; the last one kills a suspended greenlet (rule 6).
 ///
 /// # Safety
 /// `p` must point to a live greenlet of this thread, and the caller must own the reference.
 #[inline]
-pub(crate) unsafe fn release(p: *const Inner) {
+pub(crate) unsafe fn release_handle(p: *const Inner) {
     // SAFETY: forwarded from the caller.
     let g = unsafe { &*p };
-    let n = g.refs.get() - 1;
-    g.refs.set(n);
+    let n = g.handles.get() - 1;
+    g.handles.set(n);
     if n == 0 {
-        // SAFETY: the last reference is gone; `dispose` decides what that means.
+        // SAFETY: the last handle is gone; `dispose` decides what that means.
         unsafe { dispose(p) }
     }
 }
 
-/// A greenlet with no references left (rule 6): kill it if it is suspended, free it otherwise.
+/// Adds a parent-link reference (a child, or a kill's temporary parent, points here).
 ///
 /// # Safety
-/// `p` must point to a live greenlet of this thread with `refs == 0`.
+/// `p` must point to a live greenlet of this thread.
+#[inline]
+unsafe fn retain_link(p: *const Inner) {
+    // SAFETY: forwarded from the caller.
+    let g = unsafe { &*p };
+    g.links.set(g.links.get() + 1);
+}
+
+/// Drops a parent-link reference.
+///
+/// # Safety
+/// `p` must point to a live greenlet of this thread, and the caller must own the reference.
+unsafe fn release_link(p: *const Inner) {
+    // SAFETY: forwarded from the caller.
+    let g = unsafe { &*p };
+    let n = g.links.get() - 1;
+    g.links.set(n);
+    if n == 0 && g.handles.get() == 0 {
+        // SAFETY: nothing references it any more.
+        unsafe { dispose(p) }
+    }
+}
+
+/// Whether nothing references `g` and it has no frames, so its memory can go.
+fn freeable(p: *const Inner, g: &Inner) -> bool {
+    g.handles.get() == 0
+        && g.links.get() == 0
+        && matches!(g.state.get(), State::Unstarted | State::Dead)
+        && p != thread::current()
+}
+
+/// A greenlet that lost its last handle (rule 6), or its last link with no handle left: kill
+/// it if it is suspended, free it if nothing references it any more.
+///
+/// # Safety
+/// `p` must point to a live greenlet of this thread with no handles.
 #[cold]
 unsafe fn dispose(p: *const Inner) {
     // SAFETY: forwarded from the caller.
@@ -159,71 +200,111 @@ unsafe fn dispose(p: *const Inner) {
         // Running (or dying) on its own stack: whoever runs next disposes of it.
         return;
     }
-    match g.state.get() {
-        State::Suspended => {
-            // Kill it with the disposing greenlet as its temporary parent, holding a reference
-            // so that nothing frees it while the kill runs.
-            g.refs.set(1);
-            let cur = thread::current();
-            // SAFETY: `cur` is the live running greenlet; the parent link owns this reference.
-            unsafe { retain(cur) };
-            let old_parent = g.parent.replace(cur);
-            let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-                // SAFETY: `p` is a live suspended greenlet of this thread.
-                unsafe { throw_raw(p, Box::new(GreenletExit)) }
-            }));
-            let temp_parent = g.parent.replace(old_parent);
-            // SAFETY: releasing the temporary parent reference taken above.
-            unsafe { release(temp_parent) };
-            if let Err(payload) = outcome {
-                // A Drop must not panic: the panic escaping the kill is reported, like Python's
-                // "exception ignored", and dropped.
-                eprintln!(
-                    "greenlet: a panic escaped while killing unreferenced greenlet {}: {}; ignored",
-                    describe(g),
-                    panic_message(&*payload)
-                );
-            }
-            let n = g.refs.get() - 1;
-            g.refs.set(n);
-            if n == 0 {
-                if g.state.get() == State::Dead {
-                    // SAFETY: dead, unreferenced and not running: nothing can reach it.
-                    unsafe { free(p) };
-                } else {
-                    // It caught the kill and switched away: its frames are live but nothing can
-                    // reach them. Leak it rather than free memory it still runs on.
-                    eprintln!(
-                        "greenlet: unreferenced greenlet {} refused to die when killed; leaked",
-                        describe(g)
-                    );
-                }
-            }
-        }
-        State::Running => {}
-        // SAFETY: unstarted or dead and unreferenced: no frames, nothing can reach it.
-        State::Unstarted | State::Dead => unsafe { free(p) },
+    if g.state.get() == State::Suspended {
+        // SAFETY: forwarded from the caller.
+        unsafe { kill_unreferenced(p) };
+    }
+    if freeable(p, g) {
+        // SAFETY: unreferenced, with no frames and not running.
+        unsafe { free(p) };
     }
 }
 
-/// Frees an unreferenced greenlet that has no live frames.
+/// Kills a suspended greenlet with no handles, with the disposing greenlet as its temporary
+/// parent, so that control comes back here when its stack has unwound.
 ///
 /// # Safety
-/// `p` was made by `Box::into_raw`, has `refs == 0`, and is not running or suspended.
-unsafe fn free(p: *const Inner) {
-    // SAFETY: forwarded from the caller: we own the only pointer now.
-    let inner = unsafe { Box::from_raw(p as *mut Inner) };
-    let parent = inner.parent.get();
-    // Dropping the body and the stack may run user code (captured values' Drop); the parent is
-    // released last because that may dispose of the parent in turn.
-    drop(inner.body.into_inner());
-    if let Some(stack) = inner.stack.into_inner() {
-        stack.recycle();
+/// `p` is a live suspended greenlet of this thread with no handles.
+unsafe fn kill_unreferenced(p: *const Inner) {
+    // SAFETY: forwarded from the caller.
+    let g = unsafe { &*p };
+    // A handle for the duration of the kill, so nothing disposes of it meanwhile.
+    g.handles.set(1);
+    let cur = thread::current();
+    // SAFETY: `cur` is the live running greenlet; the temporary parent link owns this reference.
+    unsafe { retain_link(cur) };
+    let old_parent = g.parent.replace(cur);
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `p` is a live suspended greenlet of this thread.
+        unsafe { throw_raw(p, Box::new(GreenletExit)) }
+    }));
+    let temp_parent = g.parent.replace(old_parent);
+    // SAFETY: releasing the temporary parent link taken above; the parent is running.
+    unsafe { release_link(temp_parent) };
+    if let Err(payload) = outcome {
+        // A Drop must not panic: a panic escaping the kill is reported, like Python's
+        // "exception ignored", and dropped.
+        eprintln!(
+            "greenlet: a panic escaped while killing unreferenced greenlet {}: {}; ignored",
+            describe(g),
+            panic_message(&*payload)
+        );
     }
-    drop(inner.inject.into_inner());
-    if !parent.is_null() {
-        // SAFETY: the parent link owned this reference.
-        unsafe { release(parent) };
+    g.handles.set(g.handles.get() - 1);
+    if g.handles.get() == 0 && g.state.get() == State::Suspended {
+        // It caught the kill and switched away: its frames are live but no handle can reach
+        // them. Leak it rather than free memory it still runs on.
+        eprintln!(
+            "greenlet: unreferenced greenlet {} refused to die when killed; leaked",
+            describe(g)
+        );
+    }
+}
+
+/// Frees an unreferenced greenlet with no frames, then each ancestor that this leaves
+/// unreferenced, in a loop (a long parent chain must not recurse once per greenlet).
+///
+/// # Safety
+/// `freeable(p)` holds, and `p` was made by `Box::into_raw`.
+unsafe fn free(mut p: *const Inner) {
+    loop {
+        // SAFETY: forwarded from the caller (or checked below for an ancestor): we own the
+        // only pointer now.
+        let inner = unsafe { Box::from_raw(p as *mut Inner) };
+        let parent = inner.parent.get();
+        // Dropping the body may run user code (captured values' Drop), which may touch other
+        // greenlets; the parent link, still held, keeps the ancestors alive meanwhile.
+        drop(inner);
+        if parent.is_null() {
+            return;
+        }
+        // SAFETY: the link owned a reference, so the parent is alive.
+        let g = unsafe { &*parent };
+        g.links.set(g.links.get() - 1);
+        if freeable(parent, g) {
+            p = parent;
+        } else {
+            if g.links.get() == 0 && g.handles.get() == 0 {
+                // Unreferenced but suspended (a kill it refused) or running: dispose decides.
+                // SAFETY: no handles left.
+                unsafe { dispose(parent) };
+            }
+            return;
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(stack) = self.stack.get_mut().take() {
+            stack.recycle();
+        }
+    }
+}
+
+/// Gives up the thread's handle on its root at thread exit; frees the root if nothing else
+/// references it.
+///
+/// # Safety
+/// `root` is this thread's root, no longer recorded as current, and the caller owns the
+/// thread's handle.
+pub(crate) unsafe fn release_root(root: *const Inner) {
+    // SAFETY: forwarded from the caller.
+    let g = unsafe { &*root };
+    g.handles.set(g.handles.get() - 1);
+    if g.handles.get() == 0 && g.links.get() == 0 {
+        // SAFETY: nothing references it and no code runs on it as a greenlet any more.
+        unsafe { drop(Box::from_raw(root as *mut Inner)) };
     }
 }
 
@@ -270,6 +351,13 @@ unsafe fn deliver(mut origin: *const Inner, mut target: *const Inner, mut msg: M
                 // Rule 4: a panic into an unstarted greenlet kills it without running its body,
                 // and climbs to its parent.
                 die_unstarted(target);
+                if let Msg::Throw(p) = &msg
+                    && p.is::<GreenletExit>()
+                {
+                    // Rule 5: the exit escaped (never entered) its body, so the parent gets
+                    // it as a value, as in Python.
+                    msg = Msg::Value(Value::new(GreenletExit));
+                }
                 origin = target;
                 target = (*target).parent.get();
                 continue;
@@ -390,7 +478,7 @@ unsafe fn receive(t: usize) -> Msg {
 unsafe fn after_switch(from: *const Inner) {
     // SAFETY: forwarded from the caller.
     let f = unsafe { &*from };
-    if f.state.get() == State::Dead || f.refs.get() == 0 {
+    if f.state.get() == State::Dead || f.handles.get() == 0 {
         // SAFETY: forwarded from the caller.
         unsafe { after_switch_slow(from) }
     }
@@ -406,7 +494,7 @@ unsafe fn after_switch_slow(from: *const Inner) {
             stack.recycle();
         }
     }
-    if f.refs.get() == 0 {
+    if f.handles.get() == 0 {
         // SAFETY: unreferenced, and no longer running.
         unsafe { dispose(from) };
     }
@@ -510,6 +598,24 @@ fn panic_message(p: &(dyn Any + Send)) -> String {
 /// assert_eq!(g.switch(5).take::<i32>(), 50);
 /// assert!(g.is_dead());
 /// ```
+///
+/// Only handles keep a suspended greenlet from being killed. A child's parent link keeps its
+/// parent reachable (through [`parent`](Greenlet::parent)) but not alive: where Python's cycle
+/// collector would eventually reclaim a greenlet that holds a handle to its own child, a
+/// reference count of parent links never could, so dropping the last handle kills the parent
+/// at once, and a child's result later climbs past it to the next live ancestor.
+///
+/// A handle cannot leave its thread (this does not compile):
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>(_: T) {}
+/// assert_send(greenlet::current());
+/// ```
+///
+/// ```compile_fail
+/// fn assert_sync<T: Sync>(_: T) {}
+/// assert_sync(greenlet::current());
+/// ```
 pub struct Greenlet {
     ptr: NonNull<Inner>,
     /// Handles must stay on their thread.
@@ -558,7 +664,7 @@ impl Greenlet {
     /// `p` points to a live greenlet of this thread.
     pub(crate) unsafe fn from_ptr(p: *const Inner) -> Greenlet {
         // SAFETY: forwarded from the caller.
-        unsafe { retain(p) };
+        unsafe { retain_handle(p) };
         Greenlet {
             // SAFETY: live greenlets are never at address 0.
             ptr: unsafe { NonNull::new_unchecked(p as *mut Inner) },
@@ -663,10 +769,10 @@ impl Greenlet {
             p = unsafe { (*p).parent.get() };
         }
         // SAFETY: `parent` is live (its handle); the link now owns this reference.
-        unsafe { retain(parent.as_ptr()) };
+        unsafe { retain_link(parent.as_ptr()) };
         let old = me.parent.replace(parent.as_ptr());
         // SAFETY: the old link owned its reference.
-        unsafe { release(old) };
+        unsafe { release_link(old) };
         Ok(())
     }
 
@@ -767,7 +873,7 @@ impl Clone for Greenlet {
 impl Drop for Greenlet {
     fn drop(&mut self) {
         // SAFETY: the handle owns one reference.
-        unsafe { release(self.as_ptr()) }
+        unsafe { release_handle(self.as_ptr()) }
     }
 }
 
@@ -868,19 +974,18 @@ impl Builder {
         LOOKUP.call_once(|| crate::overflow::set_lookup(running_guard_info));
 
         let stack_size = stack::usable_size(self.stack_size.unwrap_or(stack::DEFAULT_STACK_SIZE))?;
-        let parent = match self.parent {
-            Some(p) => ManuallyDrop::new(p).as_ptr(), // the handle's reference moves into the link
-            None => {
-                let p = thread::current();
-                // SAFETY: the running greenlet is alive; the link owns this reference.
-                unsafe { retain(p) };
-                p
-            }
+        let parent = match &self.parent {
+            Some(p) => p.as_ptr(),
+            None => thread::current(),
         };
+        // SAFETY: the parent is alive (a handle, or the running greenlet); the new greenlet's
+        // link owns this reference.
+        unsafe { retain_link(parent) };
         let inner = Box::new(Inner {
             sp: Cell::new(ptr::null_mut()),
             state: Cell::new(State::Unstarted),
-            refs: Cell::new(1),
+            handles: Cell::new(1),
+            links: Cell::new(0),
             parent: Cell::new(parent),
             inject: Cell::new(None),
             id: next_id(),

@@ -46,8 +46,9 @@ impl Drop for Cold {
                 h.current.set(ptr::null());
             }
         });
-        // SAFETY: COLD held one reference to the root, given up here exactly once.
-        unsafe { crate::greenlet::release(root) };
+        // SAFETY: COLD held the thread's handle on the root, given up here exactly once; the
+        // root is no longer current.
+        unsafe { crate::greenlet::release_root(root) };
     }
 }
 

@@ -1753,9 +1753,10 @@ fn rule_06_nested_kill_during_unwind() {
 }
 
 #[test]
-fn rule_06_child_link_keeps_suspended_parent_alive_until_child_freed() {
-    // As in Python, a child's parent link is a reference: dropping the parent's handle while a
-    // live child points at it kills nothing; freeing the child then frees (kills) the parent.
+fn rule_06_last_handle_kills_even_when_a_child_links_to_it() {
+    // Rule 6 counts handles, not parent links: dropping g's last handle kills g although its
+    // child c still names it as parent (otherwise a greenlet holding its own child in a local
+    // would never be reclaimed). c can still reach g, now dead, and c's result climbs past it.
     let trail: Trail = Rc::default();
     let slot: Rc<RefCell<Option<Greenlet>>> = Rc::default();
     let (t, s) = (trail.clone(), slot.clone());
@@ -1771,6 +1772,7 @@ fn rule_06_child_link_keeps_suspended_parent_alive_until_child_freed() {
                         what: "c unwound",
                     };
                     root().switch("c waits");
+                    "c done"
                 })
                 .unwrap();
             *s.borrow_mut() = Some(c.clone());
@@ -1787,10 +1789,14 @@ fn rule_06_child_link_keeps_suspended_parent_alive_until_child_freed() {
     assert_eq!(c.switch(()).take::<&str>(), "c waits");
     assert_eq!(c.parent(), Some(g.clone()));
     drop(g);
-    assert!(snapshot(&trail).is_empty(), "c's parent link keeps g alive");
-    assert!(c.parent().unwrap().is_active());
-    drop(c);
-    assert_eq!(snapshot(&trail), ["c unwound", "g unwound"]);
+    assert_eq!(snapshot(&trail), ["g unwound"], "the last handle killed g");
+    let parent = c.parent().expect("the link keeps g reachable");
+    assert!(parent.is_dead());
+    assert_eq!(parent.name(), Some("g"));
+    drop(parent);
+    // c's result goes to its first live ancestor: the root, which created g.
+    assert_eq!(c.switch(()).take::<&str>(), "c done");
+    assert_eq!(snapshot(&trail), ["g unwound", "c unwound"]);
 }
 
 #[test]
@@ -1844,4 +1850,24 @@ fn many_switches_between_three_greenlets() {
     assert!(b.is_active() && c.is_active());
     assert_eq!(total.get(), 10_000 * 111);
     slots.borrow_mut().clear();
+}
+
+#[test]
+fn rule_06_dropping_a_long_parent_chain_does_not_recurse() {
+    // Each greenlet's parent link is released when it is freed, which may free the parent in
+    // turn; that must be a loop, not one stack frame per ancestor (Python's "trashcan").
+    let mut last = Greenlet::builder()
+        .stack_size(16 * 1024)
+        .spawn(|v| v)
+        .unwrap();
+    for _ in 0..20_000 {
+        last = Greenlet::builder()
+            .stack_size(16 * 1024)
+            .parent(&last)
+            .spawn(|v| v)
+            .unwrap();
+    }
+    let depth = std::iter::successors(Some(last.clone()), |g| g.parent()).count();
+    assert_eq!(depth, 20_002, "20,001 greenlets and the root");
+    drop(last); // frees all 20,001 in one loop
 }
