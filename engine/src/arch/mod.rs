@@ -14,8 +14,13 @@ mod x86_64;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86_64::{init_stack, switch};
 
-#[cfg(not(target_arch = "x86_64"))]
-compile_error!("greenlet supports x86_64 only for now (aarch64 and wasm32 are planned)");
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "aarch64")]
+pub(crate) use aarch64::{init_stack, switch};
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("greenlet supports x86_64 and aarch64 only for now (wasm32 is planned)");
 
 /// Runs first on a new stack: `arg` is the word handed by the first switch, `data` the word
 /// given to [`init_stack`]. It must never return: a greenlet leaves its stack by switching.
