@@ -37,6 +37,8 @@ pub enum Step {
     Clippy,
     /// Unit, integration and doc tests.
     Test,
+    /// The engine's tests cross-compiled for aarch64 Linux, run under qemu user emulation.
+    Aarch64,
     /// Rustdoc, warnings (e.g. broken intra-doc links) denied.
     Doc,
     /// Runs every engine example; the seed example's output must match exactly.
@@ -45,11 +47,12 @@ pub enum Step {
 
 impl Step {
     /// All steps in execution order.
-    pub const ALL: [Step; 6] = [
+    pub const ALL: [Step; 7] = [
         Step::Setup,
         Step::Fmt,
         Step::Clippy,
         Step::Test,
+        Step::Aarch64,
         Step::Doc,
         Step::Examples,
     ];
@@ -62,6 +65,7 @@ impl Step {
             Step::Fmt => "fmt",
             Step::Clippy => "clippy",
             Step::Test => "test",
+            Step::Aarch64 => "aarch64",
             Step::Doc => "doc",
             Step::Examples => "examples",
         }
@@ -80,6 +84,16 @@ impl Step {
                 "warnings",
             ])),
             Step::Test => cmd::run(&mut cmd::cargo(["test", "--workspace"])),
+            // Only the engine: it holds the per-architecture assembly; xtask is host tooling.
+            // Benches are not built by `cargo test`; linker and runner come from
+            // .cargo/config.toml.
+            Step::Aarch64 => cmd::run(&mut cmd::cargo([
+                "test",
+                "-p",
+                "greenlet",
+                "--target",
+                "aarch64-unknown-linux-gnu",
+            ])),
             // RUSTDOCFLAGS only reaches rustdoc, so unlike RUSTFLAGS it does
             // not invalidate the compiled artifacts the other steps share.
             Step::Doc => cmd::run(
@@ -256,7 +270,7 @@ mod tests {
     fn plan_keeps_ci_order_and_setup_unless_skipped() {
         use Step::*;
         assert_eq!(plan(false, &[]), Step::ALL);
-        assert_eq!(plan(true, &[]), [Fmt, Clippy, Test, Doc, Examples]);
+        assert_eq!(plan(true, &[]), [Fmt, Clippy, Test, Aarch64, Doc, Examples]);
         assert_eq!(
             plan(false, &[Examples, Fmt, Examples]),
             [Setup, Fmt, Examples]

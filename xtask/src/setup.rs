@@ -35,10 +35,27 @@ pub const RUSTUP_COMPONENTS: &[Requirement] = &[
 ];
 
 /// Rustup targets besides the host, which every toolchain already has.
-pub const RUSTUP_TARGETS: &[Requirement] = &[];
+pub const RUSTUP_TARGETS: &[Requirement] = &[Requirement::new(
+    "aarch64-unknown-linux-gnu",
+    "ci step `aarch64` (standard library for the cross-compiled engine tests)",
+)];
 
 /// Debian packages, installed with apt-get.
-pub const APT_PACKAGES: &[Requirement] = &[];
+pub const APT_PACKAGES: &[Requirement] = &[
+    Requirement::new(
+        "gcc-aarch64-linux-gnu",
+        "ci step `aarch64` (linker for aarch64-unknown-linux-gnu, see .cargo/config.toml)",
+    ),
+    Requirement::new(
+        "libc6-dev-arm64-cross",
+        "ci step `aarch64` (aarch64 glibc to link against; only a Recommends of the linker, \
+         which --no-install-recommends skips)",
+    ),
+    Requirement::new(
+        "qemu-user",
+        "ci step `aarch64` (qemu-aarch64 runs the aarch64 test binaries, see .cargo/config.toml)",
+    ),
+];
 
 /// Lets apt-get wait for another apt or dpkg run (e.g. unattended upgrades on
 /// a freshly booted machine) instead of failing at once on its lock.
