@@ -172,12 +172,18 @@ unsafe fn install_guard(base: *mut u8, len: usize) -> Result<(), i32> {
     if GUARD_KIND.load(Ordering::Relaxed) != 2 {
         // SAFETY: forwarded from the caller.
         if unsafe { libc::madvise(base.cast(), len, MADV_GUARD_INSTALL) } == 0 {
-            GUARD_KIND.store(1, Ordering::Relaxed);
-            return Ok(());
-        }
-        let errno = last_errno();
-        if errno != libc::EINVAL {
-            return Err(errno);
+            // The first success is checked: qemu-user (7.2 at least) accepts any advice and
+            // installs nothing, which would leave every stack unguarded.
+            // SAFETY: `base` was just made a guard region (or was meant to be).
+            if GUARD_KIND.load(Ordering::Relaxed) == 1 || unsafe { guard_refuses_access(base) } {
+                GUARD_KIND.store(1, Ordering::Relaxed);
+                return Ok(());
+            }
+        } else {
+            let errno = last_errno();
+            if errno != libc::EINVAL {
+                return Err(errno);
+            }
         }
         GUARD_KIND.store(2, Ordering::Relaxed);
     }
@@ -187,6 +193,18 @@ unsafe fn install_guard(base: *mut u8, len: usize) -> Result<(), i32> {
     } else {
         Err(last_errno())
     }
+}
+
+/// Whether the kernel refuses to read `page`: `access(2)` reads its path argument from inside
+/// the kernel, which fails with `EFAULT` on a guard region instead of raising a signal. An
+/// unguarded page reads as an empty path instead (`ENOENT`).
+///
+/// # Safety
+/// `page` must be the start of a page of a mapping owned by the caller.
+unsafe fn guard_refuses_access(page: *mut u8) -> bool {
+    // SAFETY: `access` only reads the path; an unreadable page makes it fail, not fault.
+    let r = unsafe { libc::access(page.cast_const().cast(), libc::F_OK) };
+    r == -1 && last_errno() == libc::EFAULT
 }
 
 /// Whether guard pages are installed with `MADV_GUARD_INSTALL` (`Some(true)`), with `mprotect`
@@ -213,6 +231,15 @@ mod tests {
         let s = usable_size(MIN_STACK_SIZE + 1).unwrap();
         assert_eq!(s % page_size(), 0);
         assert!(s > MIN_STACK_SIZE);
+    }
+
+    #[test]
+    fn the_guard_page_refuses_access() {
+        let stack = Stack::get(usable_size(MIN_STACK_SIZE).unwrap()).unwrap();
+        // SAFETY: the guard is the first page of the stack's mapping.
+        assert!(unsafe { guard_refuses_access(stack.guard().start as *mut u8) });
+        // SAFETY: the lowest usable page is ordinary memory of the same mapping.
+        assert!(!unsafe { guard_refuses_access(stack.guard().end as *mut u8) });
     }
 
     #[test]
