@@ -25,7 +25,6 @@
     .cfi_startproc
     .cfi_undefined x30
     mov x29, xzr
-    mov x30, xzr
     mov x0, x2
     mov x1, x19
     blr x17
