@@ -14,6 +14,7 @@ use crate::arch;
 use crate::error::{Error, GreenletExit};
 use crate::stack::{self, Stack};
 use crate::thread;
+use crate::trace::recorder;
 use crate::tracer::Event;
 use crate::value::Value;
 
@@ -87,9 +88,19 @@ impl Inner {
         self.parent.get().is_null()
     }
 
+    /// The parent (null for a root).
+    pub(crate) fn parent_ptr(&self) -> *const Inner {
+        self.parent.get()
+    }
+
     /// Maps (or reuses) a stack and lays out the first frame; the greenlet becomes unstarted.
     fn prepare(&self) -> Result<(), Error> {
         let stack = Stack::get(self.stack_size)?;
+        if thread::recording() {
+            // Zeroed pages make the trace's high-water mark exact for this greenlet (a pooled
+            // stack still holds its previous user's bytes). Before the first frame is written.
+            stack.discard();
+        }
         // SAFETY: the top of a fresh stack is page-aligned with the whole stack below it, and
         // the stack is stored in this greenlet, which outlives every switch into it.
         let sp = unsafe { arch::init_stack(stack.top(), entry, self as *const Inner as usize) };
@@ -113,6 +124,42 @@ impl Inner {
             name: self.name.as_deref().unwrap_or("<unnamed>") as *const str,
             size: stack.size(),
         })
+    }
+}
+
+/// What the trace recorder reads of a greenlet.
+pub(crate) struct View<'a> {
+    pub id: u64,
+    pub name: Option<&'a str>,
+    pub root: bool,
+    pub state: crate::trace::State,
+    pub parent: Option<u64>,
+    /// Saved stack pointer (meaningful while suspended).
+    pub sp: usize,
+    pub stack: Option<&'a Stack>,
+    pub stack_size: usize,
+}
+
+impl Inner {
+    pub(crate) fn view(&self) -> View<'_> {
+        let parent = self.parent.get();
+        View {
+            id: self.id,
+            name: self.name.as_deref(),
+            root: self.is_root(),
+            state: match self.state.get() {
+                State::Unstarted => crate::trace::State::Unstarted,
+                State::Suspended => crate::trace::State::Suspended,
+                State::Running => crate::trace::State::Running,
+                State::Dead => crate::trace::State::Dead,
+            },
+            // SAFETY: a parent link keeps the parent alive.
+            parent: (!parent.is_null()).then(|| unsafe { (*parent).id }),
+            sp: self.sp.get() as usize,
+            // SAFETY: read on the owning thread while no switch is in progress.
+            stack: unsafe { (*self.stack.get()).as_ref() },
+            stack_size: self.stack_size,
+        }
     }
 }
 
@@ -224,11 +271,21 @@ unsafe fn kill_unreferenced(p: *const Inner) {
     // SAFETY: `cur` is the live running greenlet; the temporary parent link owns this reference.
     unsafe { retain_link(cur) };
     let old_parent = g.parent.replace(cur);
+    if thread::recording() {
+        // SAFETY: both parents are alive (links).
+        let (old, new) = unsafe { ((*old_parent).id, (*cur).id) };
+        recorder::parent_changed(p, Some(old), Some(new));
+    }
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: `p` is a live suspended greenlet of this thread.
         unsafe { throw_raw(p, Box::new(GreenletExit)) }
     }));
     let temp_parent = g.parent.replace(old_parent);
+    if thread::recording() {
+        // SAFETY: both parents are alive (links).
+        let (old, new) = unsafe { ((*temp_parent).id, (*old_parent).id) };
+        recorder::parent_changed(p, Some(old), Some(new));
+    }
     // SAFETY: releasing the temporary parent link taken above; the parent is running.
     unsafe { release_link(temp_parent) };
     if let Err(payload) = outcome {
@@ -258,6 +315,9 @@ unsafe fn kill_unreferenced(p: *const Inner) {
 /// `freeable(p)` holds, and `p` was made by `Box::into_raw`.
 unsafe fn free(mut p: *const Inner) {
     loop {
+        if thread::recording() {
+            recorder::dropped(p);
+        }
         // SAFETY: forwarded from the caller (or checked below for an ancestor): we own the
         // only pointer now.
         let inner = unsafe { Box::from_raw(p as *mut Inner) };
@@ -342,15 +402,13 @@ unsafe fn deliver(mut origin: *const Inner, mut target: *const Inner, mut msg: M
                 // Switching to the running greenlet: nothing happens.
                 return msg;
             }
-            if thread::tracing()
-                && let Err(payload) = call_tracer(origin, target, &msg)
-            {
-                msg = Msg::Throw(payload);
+            if thread::tracing() {
+                observe(origin, target, &mut msg);
             }
             if (*target).state.get() == State::Unstarted && matches!(msg, Msg::Throw(_)) {
                 // Rule 4: a panic into an unstarted greenlet kills it without running its body,
                 // and climbs to its parent.
-                die_unstarted(target);
+                die_unstarted(target, &msg);
                 if let Msg::Throw(p) = &msg
                     && p.is::<GreenletExit>()
                 {
@@ -371,17 +429,56 @@ unsafe fn deliver(mut origin: *const Inner, mut target: *const Inner, mut msg: M
     }
 }
 
-/// Marks an unstarted greenlet dead (it never ran) and returns its stack to the pool.
+/// Marks an unstarted greenlet dead (a panic reached it before it ran) and returns its stack
+/// to the pool.
 ///
 /// # Safety
 /// `g` is a live unstarted greenlet of this thread.
-unsafe fn die_unstarted(g: *const Inner) {
+unsafe fn die_unstarted(g: *const Inner, msg: &Msg) {
     // SAFETY: forwarded; an unstarted greenlet has no frames on its stack.
     unsafe {
         (*g).state.set(State::Dead);
         if let Some(stack) = (*(*g).stack.get()).take() {
             stack.recycle();
         }
+    }
+    if thread::recording() {
+        recorder::finish(g, outcome(msg));
+    }
+}
+
+/// How a greenlet ended, for the trace, from what it hands its parent.
+fn outcome(msg: &Msg) -> crate::trace::Outcome {
+    use crate::trace::Outcome;
+    match msg {
+        Msg::Value(v) if v.is_greenlet_exit() => Outcome::Killed,
+        Msg::Value(v) => Outcome::Returned { value: v.summary() },
+        Msg::Throw(p) if p.is::<GreenletExit>() => Outcome::Killed,
+        Msg::Throw(p) => Outcome::Panicked {
+            message: panic_message(&**p),
+        },
+    }
+}
+
+/// Tells the tracer and the recorder that control passes from `origin` to `target`. A
+/// panicking tracer turns the message into that panic.
+///
+/// # Safety
+/// Both are live greenlets of this thread.
+#[cold]
+unsafe fn observe(origin: *const Inner, target: *const Inner, msg: &mut Msg) {
+    if thread::tracer_installed() {
+        // SAFETY: forwarded from the caller.
+        if let Err(payload) = unsafe { call_tracer(origin, target, msg) } {
+            *msg = Msg::Throw(payload);
+        }
+    }
+    if thread::recording() {
+        let what = match msg {
+            Msg::Value(v) => Ok(v.summary()),
+            Msg::Throw(p) => Err(panic_message(&**p)),
+        };
+        recorder::transfer(origin, target, what);
     }
 }
 
@@ -465,27 +562,34 @@ unsafe fn receive(t: usize) -> Msg {
     // SAFETY: forwarded from the caller; the message is taken exactly once.
     let (from, msg) = unsafe { ((*t).from, ManuallyDrop::take(&mut (*t).msg)) };
     // SAFETY: the sender is live until we dispose of it here.
-    unsafe { after_switch(from) };
-    msg
+    unsafe { after_switch(from, msg) }
 }
 
-/// Runs in the greenlet that just got control: recycles the stack of a sender that died, and
-/// disposes of a sender that lost its last reference while it ran.
+/// Runs in the greenlet that just got control: recycles the stack of a sender that died,
+/// disposes of a sender that lost its last handle while it ran, and answers backtrace probes.
+/// Returns the message to act on.
 ///
 /// # Safety
-/// `from` is the live greenlet that switched to us.
+/// `from` is the live greenlet (or this thread's probe sentinel) that switched to us.
 #[inline(always)]
-unsafe fn after_switch(from: *const Inner) {
+unsafe fn after_switch(from: *const Inner, msg: Msg) -> Msg {
     // SAFETY: forwarded from the caller.
     let f = unsafe { &*from };
+    // The probe sentinel is "dead", so probes cost the fast path nothing.
     if f.state.get() == State::Dead || f.handles.get() == 0 {
         // SAFETY: forwarded from the caller.
-        unsafe { after_switch_slow(from) }
+        unsafe { after_switch_slow(from, msg) }
+    } else {
+        msg
     }
 }
 
 #[cold]
-unsafe fn after_switch_slow(from: *const Inner) {
+unsafe fn after_switch_slow(from: *const Inner, msg: Msg) -> Msg {
+    if from == thread::probe_sentinel(new_probe_sentinel) {
+        // SAFETY: only `Greenlet::backtrace` sends from the sentinel, with a ProbeRequest.
+        return unsafe { answer_probe(msg) };
+    }
     // SAFETY: forwarded from the caller.
     let f = unsafe { &*from };
     if f.state.get() == State::Dead {
@@ -498,6 +602,39 @@ unsafe fn after_switch_slow(from: *const Inner) {
         // SAFETY: unreferenced, and no longer running.
         unsafe { dispose(from) };
     }
+    msg
+}
+
+/// A request, sent from the probe sentinel, for a suspended greenlet's return addresses.
+struct ProbeRequest {
+    requester: *const Inner,
+    reply: *mut Vec<usize>,
+}
+
+/// A greenlet that is never switched to: a switch "from" it asks the target for its frames.
+/// It is dead, so the fast path's one check sends probes to the slow path.
+fn new_probe_sentinel() -> *const Inner {
+    let p = Inner::new_root();
+    // SAFETY: just made, not shared.
+    unsafe { (*p).state.set(State::Dead) };
+    p
+}
+
+/// Runs on a suspended greenlet's stack: captures its frames for the requester, switches back,
+/// and then waits like the switch it was suspended in, returning what that switch receives.
+///
+/// # Safety
+/// `msg` is the ProbeRequest of a requester that is waiting for the reply.
+unsafe fn answer_probe(msg: Msg) -> Msg {
+    let Msg::Value(v) = msg else {
+        unreachable!("probes carry a request")
+    };
+    let req: ProbeRequest = v.take();
+    // SAFETY: the requester waits, so its reply slot is alive.
+    unsafe { *req.reply = crate::trace::capture_frames() };
+    let me = thread::current();
+    // SAFETY: the requester is suspended in `Greenlet::backtrace`, waiting for this switch.
+    unsafe { switch_to(me, req.requester, Msg::Value(Value::unit())) }
 }
 
 /// First code on a new stack: run the body, then hand its result to the parent (rules 2, 3, 5).
@@ -510,6 +647,9 @@ unsafe extern "C" fn entry(arg: usize, data: usize) -> ! {
     // SAFETY: still us; after this, we are dead and our stack is left for good.
     unsafe {
         (*me).state.set(State::Dead);
+        if thread::recording() {
+            recorder::finish(me, outcome(&result));
+        }
         let parent = (*me).parent.get();
         deliver(me, parent, result);
     }
@@ -537,6 +677,35 @@ fn run_body(me: &Inner, msg: Msg) -> Msg {
         Err(p) if p.is::<GreenletExit>() => Msg::Value(Value::new(GreenletExit)),
         Err(p) => Msg::Throw(p),
     }
+}
+
+/// Switches to a suspended `target` as if from `sentinel`, which makes it answer `req` and
+/// switch straight back.
+///
+/// # Safety
+/// `target` is a live suspended greenlet of this thread; `sentinel` is the probe sentinel.
+unsafe fn probe(sentinel: *const Inner, target: *const Inner, req: ProbeRequest) {
+    let current = thread::current();
+    // SAFETY: both live; same bookkeeping as `switch_to`, with the sentinel named as sender.
+    let (cur, tgt) = unsafe { (&*current, &*target) };
+    cur.state.set(State::Suspended);
+    tgt.state.set(State::Running);
+    thread::set_current(target);
+    let mut transfer = Transfer {
+        from: sentinel,
+        msg: ManuallyDrop::new(Msg::Value(Value::new(req))),
+    };
+    // SAFETY: as in `switch_to`: the target's context is valid and `transfer` outlives its read.
+    let received = unsafe {
+        arch::switch(
+            cur.sp.as_ptr(),
+            tgt.sp.get(),
+            &mut transfer as *mut Transfer as usize,
+        )
+    };
+    // SAFETY: the target answered with a Transfer of its own.
+    let answer = unsafe { receive(received) };
+    debug_assert!(matches!(answer, Msg::Value(_)));
 }
 
 /// Throws `payload` into `target` from the running greenlet (rule 4).
@@ -574,8 +743,10 @@ fn panic_message(p: &(dyn Any + Send)) -> String {
         (*s).to_string()
     } else if let Some(s) = p.downcast_ref::<String>() {
         s.clone()
+    } else if p.is::<GreenletExit>() {
+        "GreenletExit".to_string()
     } else {
-        "<non-string panic payload>".to_string()
+        "<panic payload that is not a string>".to_string()
     }
 }
 
@@ -771,6 +942,11 @@ impl Greenlet {
         // SAFETY: `parent` is live (its handle); the link now owns this reference.
         unsafe { retain_link(parent.as_ptr()) };
         let old = me.parent.replace(parent.as_ptr());
+        if thread::recording() {
+            // SAFETY: the old parent is alive until its link is released below.
+            let old_id = unsafe { (*old).id };
+            recorder::parent_changed(self.as_ptr(), Some(old_id), Some(parent.id()));
+        }
         // SAFETY: the old link owned its reference.
         unsafe { release_link(old) };
         Ok(())
@@ -843,8 +1019,54 @@ impl Greenlet {
         match g.state.get() {
             State::Unstarted => Ok(()),
             State::Suspended | State::Running => Err(Error::ResetActive),
-            State::Dead => g.prepare(),
+            State::Dead => {
+                g.prepare()?;
+                if thread::recording() {
+                    recorder::spawn(self.as_ptr());
+                }
+                Ok(())
+            }
         }
+    }
+
+    /// The frames of this greenlet's stack, innermost first, with function names and
+    /// file:line where debug info allows (engine and runtime frames left out). `None` when it
+    /// has no frames: unstarted or dead.
+    ///
+    /// For a suspended greenlet, the frames are captured on its own stack: control visits it
+    /// for the capture and comes straight back, without running any of its code, calling a
+    /// tracer, or running an injected function.
+    ///
+    /// ```
+    /// use greenlet::{root, Greenlet};
+    ///
+    /// fn waiting_here() { root().switch(()); }
+    /// let g = Greenlet::new(|_| waiting_here());
+    /// g.switch(());
+    /// let frames = g.backtrace().unwrap();
+    /// assert!(frames.iter().any(|f| f.function.ends_with("waiting_here")));
+    /// ```
+    pub fn backtrace(&self) -> Option<Vec<crate::trace::Frame>> {
+        let ips = match self.inner().state.get() {
+            State::Unstarted | State::Dead => return None,
+            State::Running => crate::trace::capture_frames(),
+            State::Suspended => {
+                let sentinel = thread::probe_sentinel(new_probe_sentinel);
+                if sentinel.is_null() {
+                    return None; // thread teardown
+                }
+                let mut reply = Vec::new();
+                let req = ProbeRequest {
+                    requester: thread::current(),
+                    reply: &mut reply,
+                };
+                // SAFETY: the target is suspended; the probe leaves its state as it was, and
+                // it answers by switching back to us (the requester).
+                unsafe { probe(sentinel, self.as_ptr(), req) };
+                reply
+            }
+        };
+        crate::trace::symbolize(&[ips]).pop()
     }
 
     /// A number unique to this greenlet in the process.
@@ -1001,6 +1223,9 @@ impl Builder {
             _not_send: PhantomData,
         };
         g.inner().prepare()?;
+        if thread::recording() {
+            recorder::spawn(g.as_ptr());
+        }
         Ok(g)
     }
 }

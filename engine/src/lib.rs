@@ -50,6 +50,7 @@ mod greenlet;
 mod overflow;
 mod stack;
 mod thread;
+pub mod trace;
 mod tracer;
 mod value;
 

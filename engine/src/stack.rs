@@ -131,6 +131,55 @@ impl Stack {
         unsafe { self.base.add(page_size() + self.size) }
     }
 
+    /// The usable range (the guard page not included).
+    pub(crate) fn usable(&self) -> std::ops::Range<usize> {
+        self.guard().end..self.top() as usize
+    }
+
+    /// Gives the usable pages back to the kernel: they read as zero again, so
+    /// [`high_water`](Stack::high_water) measures this stack's next user only.
+    pub(crate) fn discard(&self) {
+        let r = self.usable();
+        // SAFETY: the range is whole pages of our mapping, and no context runs on this stack
+        // (it is being handed to an unstarted greenlet).
+        unsafe {
+            libc::madvise(
+                r.start as *mut libc::c_void,
+                r.end - r.start,
+                libc::MADV_DONTNEED,
+            )
+        };
+    }
+
+    /// How deep the stack has been used, in bytes from the top: the lowest resident page's
+    /// first non-zero byte. Exact for stacks that started zeroed (fresh or
+    /// [`discard`](Stack::discard)ed).
+    pub(crate) fn high_water(&self) -> usize {
+        let r = self.usable();
+        let page = page_size();
+        let pages = (r.end - r.start) / page;
+        let mut resident = vec![0u8; pages];
+        // SAFETY: the range is page-aligned and mapped; the vector has one byte per page.
+        let ok = unsafe {
+            libc::mincore(
+                r.start as *mut libc::c_void,
+                r.end - r.start,
+                resident.as_mut_ptr(),
+            )
+        } == 0;
+        if !ok {
+            return 0;
+        }
+        let Some(lowest) = resident.iter().position(|b| b & 1 != 0) else {
+            return 0;
+        };
+        let start = r.start + lowest * page;
+        // SAFETY: the page is resident and part of our mapping.
+        let bytes = unsafe { std::slice::from_raw_parts(start as *const u8, page) };
+        let first = bytes.iter().position(|&b| b != 0).unwrap_or(page);
+        r.end - (start + first)
+    }
+
     /// Usable bytes (the guard page not included).
     pub(crate) fn size(&self) -> usize {
         self.size

@@ -5,7 +5,7 @@
 //! The parent checks how the child died and what it printed.
 
 use std::os::unix::process::ExitStatusExt;
-use std::process::Command;
+mod common;
 
 use greenlet::{Greenlet, Value, root};
 
@@ -53,8 +53,7 @@ impl ChildRun {
 
 /// Runs the test `name` of this binary in a child process, in child mode.
 fn run_child(name: &str) -> ChildRun {
-    let exe = std::env::current_exe().expect("path of the test binary");
-    let out = Command::new(exe)
+    let out = common::self_command()
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, "1")
         .env("RUST_BACKTRACE", "0")
