@@ -1,16 +1,49 @@
-//! Greenlet stacks: `mmap`ed, lazily committed, with a guard page below, recycled per thread.
+//! Greenlet stacks: carved from large lazily-committed mappings, each with a guard page below,
+//! recycled per thread.
 //!
-//! A stack is one private anonymous mapping made with `MAP_NORESERVE`, so only the pages a
-//! greenlet touches cost memory. Its lowest page is a guard: touching it raises `SIGSEGV`,
-//! which [`crate::overflow`] turns into a message naming the greenlet. On Linux 6.13 and later
-//! the guard is installed with `madvise(MADV_GUARD_INSTALL)`, which keeps the mapping in one
-//! piece; older kernels refuse it with `EINVAL` and the guard falls back to
-//! `mprotect(PROT_NONE)` (one more memory mapping per stack).
+//! # Chunks
+//! Stacks are not mapped one by one: a *chunk* is one private anonymous mapping, made with
+//! `MAP_NORESERVE` (only touched pages cost memory) and `MADV_NOHUGEPAGE` (a stack touches a
+//! page or two; a transparent huge page would commit 2 MiB for it), cut into equal slots
+//! `[guard page][usable bytes]` of one stack size. A chunk holds up to [`MAX_SLOTS`] slots and
+//! spans at most about [`CHUNK_SPAN`] bytes (so a 16 KiB stack comes from a 20 MiB chunk of
+//! 1024 slots, a 1 MiB stack from a 128 MiB chunk of 127, a 1 GiB stack from its own mapping).
+//! Slots are carved lazily, lowest address first: carving installs the slot's guard.
 //!
-//! Stacks of dead greenlets go back to a per-thread pool, so spawning a greenlet usually makes
-//! no system call.
+//! # Guard pages
+//! Touching a guard raises `SIGSEGV`, which [`crate::overflow`] turns into a message naming
+//! the greenlet. On Linux 6.13 and later the guard is installed with
+//! `madvise(MADV_GUARD_INSTALL)`, which keeps the chunk one memory mapping (one VMA) whatever
+//! its number of stacks: a million guarded stacks stay far below `vm.max_map_count` (65530 by
+//! default). Older kernels refuse that advice with `EINVAL`, and the guard falls back to
+//! `mprotect(PROT_NONE)`, which splits the chunk: two VMAs per carved stack, so that a process
+//! stops at about 32,700 live stacks on default sysctls (mapping then fails with `ENOMEM`,
+//! reported as [`Error::StackAllocation`]). qemu-user accepts the advice but installs nothing,
+//! so the first guard is checked with a probe (see [`install_guard`]).
+//! `GREENLET_GUARD=mprotect` in the environment forces the fallback (for tests and comparisons).
+//!
+//! # Reuse
+//! A freed stack first goes to a small per-thread *hot* pool ([`HOT_CAPACITY`] stacks) that
+//! keeps its pages: spawning from it makes no system call and takes no page fault. The hot
+//! pool is a const-initialised thread-local without a destructor, so reaching it is a plain
+//! thread-pointer-relative access with no "initialised yet?" check.
+//!
+//! A stack freed when the hot pool is full goes back to its chunk: its usable pages are
+//! dropped with `MADV_DONTNEED` (so pooled memory stays bounded by the hot pool) and the slot
+//! waits, guard still installed, for the next stack of that size. `MADV_FREE` was measured too:
+//! it is cheaper to call, but its pages stay in the process's RSS until the kernel is short of
+//! memory, which defeats the point of giving them back. When every stack of a chunk is free,
+//! the chunk is unmapped, except one such empty chunk per stack size that is kept so that a
+//! workload oscillating around a chunk boundary does not map and unmap a chunk each time.
+//!
+//! The chunk bookkeeping lives in a second thread-local, with a destructor, touched only off
+//! the hot path. At thread exit it unmaps the chunks with no stack in use; a chunk with stacks
+//! still in use (a greenlet leaked, or freed by a later thread-local destructor) is unmapped by
+//! its last stack.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::mem::MaybeUninit;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use crate::error::Error;
@@ -24,8 +57,17 @@ pub const MIN_STACK_SIZE: usize = 16 << 10;
 /// The largest usable stack size accepted (1 GiB).
 pub const MAX_STACK_SIZE: usize = 1 << 30;
 
-/// Stacks kept per thread for reuse; beyond this, freed stacks are unmapped.
-const POOL_CAPACITY: usize = 64;
+/// Freed stacks kept per thread with their pages, ready to hand out without a system call.
+/// Bounds the memory a thread keeps for later (64 × whatever depth its greenlets reached).
+const HOT_CAPACITY: usize = 64;
+/// Most slots in one chunk: 1024 stacks of 16 KiB are a 20 MiB mapping, and a million of them
+/// about a thousand mappings (which the kernel often merges, as they are alike and adjacent).
+const MAX_SLOTS: usize = 1024;
+/// Address space a chunk spans at most (unless one stack is larger). `MAP_NORESERVE` makes
+/// address space cheap; this keeps a thread that spawns one default greenlet at 128 MiB of it.
+const CHUNK_SPAN: usize = 128 << 20;
+/// Chunks kept per stack size when all their stacks are free.
+const EMPTY_CHUNKS_KEPT: usize = 1;
 
 /// The system page size, read once.
 pub(crate) fn page_size() -> usize {
@@ -54,80 +96,76 @@ pub(crate) fn usable_size(requested: usize) -> Result<usize, Error> {
     Ok(requested.div_ceil(page) * page)
 }
 
-/// One mapped stack: `[guard page][usable bytes ... top)`.
+/// One stack: a slot `[guard page][usable bytes ... top)` of a chunk.
 #[derive(Debug)]
 pub(crate) struct Stack {
-    /// Start of the mapping, which is the start of the guard page.
+    /// Start of the slot, which is the start of the guard page.
     base: *mut u8,
     /// Usable bytes above the guard.
     size: usize,
+    /// The chunk the slot belongs to; it stays mapped at least as long as this stack.
+    chunk: NonNull<Chunk>,
 }
 
 impl Stack {
-    /// A stack with `size` usable bytes (already page-rounded), from this thread's pool when one
-    /// of that size is there.
+    /// A stack with `size` usable bytes (already page-rounded), from this thread's hot pool
+    /// when one of that size is there.
+    #[inline]
     pub(crate) fn get(size: usize) -> Result<Stack, Error> {
-        let pooled = POOL
-            .try_with(|pool| {
-                let mut pool = pool.borrow_mut();
-                let at = pool.iter().rposition(|s| s.size == size)?;
-                Some(pool.swap_remove(at))
-            })
-            .ok()
-            .flatten();
-        match pooled {
+        match HOT.with(|h| h.take(size)) {
             Some(s) => Ok(s),
             None => Stack::map(size),
         }
     }
 
-    /// Gives the stack back to this thread's pool, or unmaps it when the pool is full or gone.
+    /// Gives the stack back to this thread's hot pool, or to its chunk when the pool is full.
+    #[inline]
     pub(crate) fn recycle(self) {
-        let _ = POOL.try_with(|pool| {
-            let mut pool = pool.borrow_mut();
-            if pool.len() < POOL_CAPACITY {
-                pool.push(self);
-            }
-        });
-        // A stack not taken by the pool was dropped inside the closure (or with it), which
-        // unmaps it.
+        if let Err(stack) = HOT.with(|h| h.put(self)) {
+            // Dropping returns the slot to its chunk (see `Drop`).
+            drop(stack);
+        }
     }
 
+    /// A stack not from the hot pool: a free slot of a chunk, else a newly carved one (in a
+    /// new chunk if need be).
+    #[cold]
+    #[inline(never)]
     fn map(size: usize) -> Result<Stack, Error> {
-        let guard = page_size();
-        let len = size + guard;
-        // SAFETY: an anonymous private mapping at a kernel-chosen address has no preconditions.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
+        let closed = HOT.with(|h| h.closed.get());
+        let taken = if closed {
+            None
+        } else {
+            REGISTRY.try_with(|r| r.borrow_mut().take(size)).ok()
         };
-        if base == libc::MAP_FAILED {
-            return Err(Error::StackAllocation {
-                size,
-                errno: last_errno(),
-            });
-        }
-        let stack = Stack {
-            base: base.cast(),
-            size,
+        let (base, chunk) = match taken {
+            Some(slot) => slot?,
+            // The thread is exiting and its chunk registry is gone: a chunk of one slot,
+            // unmapped when this stack is dropped.
+            None => {
+                let chunk = Chunk::map(size, 1)?;
+                // SAFETY: the chunk was just made and is owned here.
+                match unsafe { chunk.as_ref() }.take_slot() {
+                    Ok(Some(base)) => (base, chunk),
+                    other => {
+                        // SAFETY: no slot of the chunk is in use.
+                        unsafe { Chunk::unmap(chunk) };
+                        return Err(other.err().unwrap_or(Error::StackAllocation {
+                            size,
+                            errno: libc::ENOMEM,
+                        }));
+                    }
+                }
+            }
         };
-        // SAFETY: the guard page is the first page of the mapping we just made.
-        if let Err(errno) = unsafe { install_guard(stack.base, guard) } {
-            return Err(Error::StackAllocation { size, errno });
-        }
         crate::overflow::install();
-        Ok(stack)
+        Ok(Stack { base, size, chunk })
     }
 
     /// One past the highest usable byte; where a new context's frame goes.
+    #[inline]
     pub(crate) fn top(&self) -> *mut u8 {
-        // SAFETY: base + guard + size is the end of the mapping.
+        // SAFETY: base + guard + size is the end of the slot, inside the chunk's mapping.
         unsafe { self.base.add(page_size() + self.size) }
     }
 
@@ -139,16 +177,9 @@ impl Stack {
     /// Gives the usable pages back to the kernel: they read as zero again, so
     /// [`high_water`](Stack::high_water) measures this stack's next user only.
     pub(crate) fn discard(&self) {
-        let r = self.usable();
-        // SAFETY: the range is whole pages of our mapping, and no context runs on this stack
-        // (it is being handed to an unstarted greenlet).
-        unsafe {
-            libc::madvise(
-                r.start as *mut libc::c_void,
-                r.end - r.start,
-                libc::MADV_DONTNEED,
-            )
-        };
+        // SAFETY: the range is whole pages of our slot, and no context runs on this stack (it
+        // is being handed to an unstarted greenlet).
+        unsafe { discard_pages(self.usable()) };
     }
 
     /// How deep the stack has been used, in bytes from the top: the lowest resident page's
@@ -174,13 +205,14 @@ impl Stack {
             return 0;
         };
         let start = r.start + lowest * page;
-        // SAFETY: the page is resident and part of our mapping.
+        // SAFETY: the page is resident and part of our slot.
         let bytes = unsafe { std::slice::from_raw_parts(start as *const u8, page) };
         let first = bytes.iter().position(|&b| b != 0).unwrap_or(page);
         r.end - (start + first)
     }
 
     /// Usable bytes (the guard page not included).
+    #[inline]
     pub(crate) fn size(&self) -> usize {
         self.size
     }
@@ -192,15 +224,354 @@ impl Stack {
 }
 
 impl Drop for Stack {
+    /// Returns the slot to its chunk; no context runs on the stack any more (the greenlet that
+    /// used it is dead or was never started).
     fn drop(&mut self) {
-        // SAFETY: the mapping is ours and no context runs on it any more (the greenlet that used
-        // it is dead or was never started).
-        unsafe { libc::munmap(self.base.cast(), self.size + page_size()) };
+        release(self.base, self.chunk);
+    }
+}
+
+/// Returns the slot at `base` to `chunk`, through this thread's registry while it exists.
+#[inline(never)]
+fn release(base: *mut u8, chunk: NonNull<Chunk>) {
+    if !HOT.with(|h| h.closed.get())
+        && REGISTRY
+            .try_with(|r| r.borrow_mut().give_back(base, chunk))
+            .is_ok()
+    {
+        return;
+    }
+    // The registry is gone (thread exit): nobody will hand this slot out again, so the chunk
+    // only counts down and goes with its last stack.
+    // SAFETY: `chunk` outlives its stacks and only this thread touches it.
+    let c = unsafe { chunk.as_ref() };
+    c.live.set(c.live.get() - 1);
+    if c.live.get() == 0 {
+        // SAFETY: no stack of the chunk is left, and no registry list refers to it (the
+        // registry unlisted every chunk when it closed).
+        unsafe { Chunk::unmap(chunk) };
+    }
+}
+
+/// Gives the pages of `range` back to the kernel (they read as zero next time).
+///
+/// # Safety
+/// `range` must be whole pages of a stack slot on which no context runs.
+unsafe fn discard_pages(range: std::ops::Range<usize>) {
+    // SAFETY: forwarded from the caller. The guard below is kept: MADV_DONTNEED leaves guard
+    // regions (and mprotect'ed pages) in place.
+    unsafe {
+        libc::madvise(
+            range.start as *mut libc::c_void,
+            range.end - range.start,
+            libc::MADV_DONTNEED,
+        )
+    };
+}
+
+/// The per-thread pool of freed stacks that keep their pages.
+struct Hot {
+    /// Stacks in `stacks[..len]`.
+    len: Cell<usize>,
+    /// The thread's registry is gone (thread exit): stacks go straight back to their chunks.
+    closed: Cell<bool>,
+    stacks: UnsafeCell<[MaybeUninit<Stack>; HOT_CAPACITY]>,
+}
+
+impl Hot {
+    /// Takes a pooled stack of `size` usable bytes, the most recently freed first.
+    #[inline]
+    fn take(&self, size: usize) -> Option<Stack> {
+        let n = self.len.get();
+        let stacks = self.stacks.get().cast::<MaybeUninit<Stack>>();
+        let mut i = n;
+        while i > 0 {
+            i -= 1;
+            // SAFETY: entries below `len` are initialised; get/recycle never re-enter each
+            // other on one thread (nothing here calls out), so no other reference exists.
+            let found = unsafe { (*stacks.add(i)).assume_init_ref().size } == size;
+            if found {
+                // SAFETY: as above; entry `i` is moved out, then the last entry (if another)
+                // is moved into its place, so `stacks[..n - 1]` is initialised again.
+                unsafe {
+                    let s = stacks.add(i).read().assume_init();
+                    if i != n - 1 {
+                        stacks.add(i).write(stacks.add(n - 1).read());
+                    }
+                    self.len.set(n - 1);
+                    return Some(s);
+                }
+            }
+        }
+        None
+    }
+
+    /// Pools `stack`, or hands it back when the pool is full or closed.
+    #[inline]
+    fn put(&self, stack: Stack) -> Result<(), Stack> {
+        let n = self.len.get();
+        if n == HOT_CAPACITY || self.closed.get() {
+            return Err(stack);
+        }
+        // SAFETY: `n` is below the capacity and entry `n` is free; no other reference to the
+        // array exists (see `take`).
+        unsafe { (*self.stacks.get())[n].write(stack) };
+        self.len.set(n + 1);
+        Ok(())
+    }
+
+    /// Closes the pool for good and returns the stacks it held.
+    fn close(&self) -> Vec<Stack> {
+        self.closed.set(true);
+        let n = self.len.replace(0);
+        let stacks = self.stacks.get().cast::<MaybeUninit<Stack>>();
+        // SAFETY: entries below the old `len` are initialised, and each is moved out once.
+        (0..n)
+            .map(|i| unsafe { stacks.add(i).read().assume_init() })
+            .collect()
     }
 }
 
 thread_local! {
-    static POOL: RefCell<Vec<Stack>> = const { RefCell::new(Vec::new()) };
+    /// Hot path: const-initialised and without a destructor, so no lazy-init check.
+    static HOT: Hot = const {
+        Hot {
+            len: Cell::new(0),
+            closed: Cell::new(false),
+            stacks: UnsafeCell::new([const { MaybeUninit::uninit() }; HOT_CAPACITY]),
+        }
+    };
+    /// Cold path: the chunks with a free slot, by stack size.
+    static REGISTRY: RefCell<Registry> = const { RefCell::new(Registry { classes: Vec::new() }) };
+}
+
+/// One mapping cut into `slots` stack slots of one size; lives on the heap, owned by its
+/// thread's registry (or, once the registry is gone, by its last stack).
+#[derive(Debug)]
+struct Chunk {
+    base: *mut u8,
+    /// Usable bytes of each stack.
+    size: usize,
+    /// Bytes per slot: a guard page and the usable bytes.
+    slot: usize,
+    slots: usize,
+    /// Slots carved so far (guard installed); the ones above are untouched address space.
+    carved: Cell<usize>,
+    /// Carved slots given back, their pages discarded, by index.
+    free: RefCell<Vec<u32>>,
+    /// Stacks of this chunk that exist (in use or in the hot pool).
+    live: Cell<usize>,
+    /// Whether the chunk is on its size class's `room` list.
+    listed: Cell<bool>,
+}
+
+impl Chunk {
+    /// How many slots a chunk for stacks of `size` usable bytes gets.
+    fn slots_for(size: usize) -> usize {
+        (CHUNK_SPAN / (size + page_size())).clamp(1, MAX_SLOTS)
+    }
+
+    /// Maps a chunk of `slots` slots for stacks of `size` usable bytes.
+    fn map(size: usize, slots: usize) -> Result<NonNull<Chunk>, Error> {
+        let slot = size + page_size();
+        let len = slot * slots;
+        // SAFETY: an anonymous private mapping at a kernel-chosen address has no preconditions.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Error::StackAllocation {
+                size,
+                errno: last_errno(),
+            });
+        }
+        // Failure is harmless (a kernel without transparent huge pages refuses the advice).
+        // SAFETY: the range is the mapping just made.
+        unsafe { libc::madvise(base, len, libc::MADV_NOHUGEPAGE) };
+        Ok(NonNull::from(Box::leak(Box::new(Chunk {
+            base: base.cast(),
+            size,
+            slot,
+            slots,
+            carved: Cell::new(0),
+            free: RefCell::new(Vec::new()),
+            live: Cell::new(0),
+            listed: Cell::new(false),
+        }))))
+    }
+
+    /// Unmaps the chunk and frees its bookkeeping.
+    ///
+    /// # Safety
+    /// No stack of the chunk may exist, and no list may still refer to it.
+    unsafe fn unmap(this: NonNull<Chunk>) {
+        // SAFETY: the chunk was made by `Box::leak` in `map`, and the caller guarantees that
+        // nothing refers to it any more.
+        let c = unsafe { Box::from_raw(this.as_ptr()) };
+        // SAFETY: the mapping is ours and nothing runs on it (no stack of it exists).
+        unsafe { libc::munmap(c.base.cast(), c.slot * c.slots) };
+    }
+
+    fn slot_base(&self, i: usize) -> *mut u8 {
+        // SAFETY: `i` is below `slots`, so the slot lies inside the mapping.
+        unsafe { self.base.add(i * self.slot) }
+    }
+
+    /// A slot for a new stack: a given-back one, else the next uncarved one (its guard
+    /// installed now); `None` when the chunk is full.
+    fn take_slot(&self) -> Result<Option<*mut u8>, Error> {
+        let base = if let Some(i) = self.free.borrow_mut().pop() {
+            self.slot_base(i as usize)
+        } else {
+            let i = self.carved.get();
+            if i == self.slots {
+                return Ok(None);
+            }
+            let base = self.slot_base(i);
+            // SAFETY: the slot's first page is part of our mapping and unused (never carved).
+            if let Err(errno) = unsafe { install_guard(base, page_size()) } {
+                return Err(Error::StackAllocation {
+                    size: self.size,
+                    errno,
+                });
+            }
+            self.carved.set(i + 1);
+            base
+        };
+        self.live.set(self.live.get() + 1);
+        Ok(Some(base))
+    }
+
+    fn has_room(&self) -> bool {
+        self.carved.get() < self.slots || !self.free.borrow().is_empty()
+    }
+}
+
+/// A thread's chunks that have room, by stack size.
+struct Registry {
+    classes: Vec<Class>,
+}
+
+/// The chunks of one stack size that have a free or uncarved slot.
+struct Class {
+    size: usize,
+    /// Chunks with room, the one to carve from last; full chunks are dropped from it lazily.
+    room: Vec<NonNull<Chunk>>,
+    /// Chunks on `room` with no stack in use.
+    empty: usize,
+}
+
+impl Registry {
+    fn class(&mut self, size: usize) -> &mut Class {
+        let at = match self.classes.iter().position(|c| c.size == size) {
+            Some(at) => at,
+            None => {
+                self.classes.push(Class {
+                    size,
+                    room: Vec::new(),
+                    empty: 0,
+                });
+                self.classes.len() - 1
+            }
+        };
+        &mut self.classes[at]
+    }
+
+    /// A slot for a stack of `size` usable bytes, and its chunk.
+    fn take(&mut self, size: usize) -> Result<(*mut u8, NonNull<Chunk>), Error> {
+        let class = self.class(size);
+        while let Some(&chunk) = class.room.last() {
+            // SAFETY: chunks on a room list are alive (unmapping removes them first).
+            let c = unsafe { chunk.as_ref() };
+            let was_empty = c.live.get() == 0;
+            if let Some(base) = c.take_slot()? {
+                if was_empty {
+                    class.empty -= 1;
+                }
+                return Ok((base, chunk));
+            }
+            class.room.pop();
+            c.listed.set(false);
+        }
+        let chunk = Chunk::map(size, Chunk::slots_for(size))?;
+        // SAFETY: the chunk was just made and is owned here.
+        let c = unsafe { chunk.as_ref() };
+        match c.take_slot() {
+            Ok(Some(base)) => {
+                c.listed.set(true);
+                class.room.push(chunk);
+                Ok((base, chunk))
+            }
+            other => {
+                // SAFETY: no slot of the new chunk is in use and no list refers to it.
+                unsafe { Chunk::unmap(chunk) };
+                Err(other.err().unwrap_or(Error::StackAllocation {
+                    size,
+                    errno: libc::ENOMEM,
+                }))
+            }
+        }
+    }
+
+    /// Takes back the slot at `base` of `chunk`.
+    fn give_back(&mut self, base: *mut u8, chunk: NonNull<Chunk>) {
+        // SAFETY: `chunk` outlives its stacks, and one is being given back.
+        let c = unsafe { chunk.as_ref() };
+        c.live.set(c.live.get() - 1);
+        let class = self.class(c.size);
+        let empty = c.live.get() == 0;
+        if empty && class.empty >= EMPTY_CHUNKS_KEPT {
+            if c.listed.get()
+                && let Some(at) = class.room.iter().rposition(|&x| x == chunk)
+            {
+                class.room.swap_remove(at);
+            }
+            // SAFETY: the chunk's last stack is being given back and no list refers to it.
+            unsafe { Chunk::unmap(chunk) };
+            return;
+        }
+        let page = page_size();
+        // SAFETY: the usable pages of a slot whose stack is being dropped.
+        unsafe { discard_pages(base as usize + page..base as usize + c.slot) };
+        c.free
+            .borrow_mut()
+            .push(((base as usize - c.base as usize) / c.slot) as u32);
+        if empty {
+            class.empty += 1;
+        }
+        if !c.listed.get() {
+            c.listed.set(true);
+            class.room.push(chunk);
+        }
+        debug_assert!(c.has_room());
+    }
+}
+
+impl Drop for Registry {
+    /// Thread exit: unmaps the chunks with no stack left; the others go with their last stack.
+    fn drop(&mut self) {
+        let pooled = HOT.with(Hot::close);
+        for class in &mut self.classes {
+            for chunk in class.room.drain(..) {
+                // SAFETY: chunks on a room list are alive.
+                let c = unsafe { chunk.as_ref() };
+                c.listed.set(false);
+                if c.live.get() == 0 {
+                    // SAFETY: no stack of it exists, and it has just left the only list.
+                    unsafe { Chunk::unmap(chunk) };
+                }
+            }
+        }
+        // Now closed: each of these counts its chunk down, and the last one unmaps it.
+        drop(pooled);
+    }
 }
 
 fn last_errno() -> i32 {
@@ -218,13 +589,18 @@ static GUARD_KIND: AtomicU8 = AtomicU8::new(0);
 /// # Safety
 /// The range must be whole pages of a mapping owned by the caller and not in use.
 unsafe fn install_guard(base: *mut u8, len: usize) -> Result<(), i32> {
-    if GUARD_KIND.load(Ordering::Relaxed) != 2 {
+    let mut kind = GUARD_KIND.load(Ordering::Relaxed);
+    if kind == 0 && std::env::var_os("GREENLET_GUARD").is_some_and(|v| v == "mprotect") {
+        kind = 2;
+        GUARD_KIND.store(2, Ordering::Relaxed);
+    }
+    if kind != 2 {
         // SAFETY: forwarded from the caller.
         if unsafe { libc::madvise(base.cast(), len, MADV_GUARD_INSTALL) } == 0 {
             // The first success is checked: qemu-user (7.2 at least) accepts any advice and
             // installs nothing, which would leave every stack unguarded.
             // SAFETY: `base` was just made a guard region (or was meant to be).
-            if GUARD_KIND.load(Ordering::Relaxed) == 1 || unsafe { guard_refuses_access(base) } {
+            if kind == 1 || unsafe { guard_refuses_access(base) } {
                 GUARD_KIND.store(1, Ordering::Relaxed);
                 return Ok(());
             }
@@ -258,6 +634,10 @@ unsafe fn guard_refuses_access(page: *mut u8) -> bool {
 
 /// Whether guard pages are installed with `MADV_GUARD_INSTALL` (`Some(true)`), with `mprotect`
 /// (`Some(false)`), or no stack has been mapped yet (`None`).
+///
+/// With `MADV_GUARD_INSTALL` a thread's stacks take about one memory mapping per thousand
+/// small stacks; with `mprotect` each live stack takes two, and the default
+/// `vm.max_map_count` (65530) stops a process at about 32,700 of them.
 pub fn guard_uses_madvise() -> Option<bool> {
     match GUARD_KIND.load(Ordering::Relaxed) {
         1 => Some(true),
@@ -285,9 +665,9 @@ mod tests {
     #[test]
     fn the_guard_page_refuses_access() {
         let stack = Stack::get(usable_size(MIN_STACK_SIZE).unwrap()).unwrap();
-        // SAFETY: the guard is the first page of the stack's mapping.
+        // SAFETY: the guard is the first page of the stack's slot.
         assert!(unsafe { guard_refuses_access(stack.guard().start as *mut u8) });
-        // SAFETY: the lowest usable page is ordinary memory of the same mapping.
+        // SAFETY: the lowest usable page is ordinary memory of the same slot.
         assert!(!unsafe { guard_refuses_access(stack.guard().end as *mut u8) });
     }
 
@@ -305,5 +685,87 @@ mod tests {
             b.top().sub(1).write(1);
             (b.guard().end as *mut u8).write(1);
         }
+    }
+
+    /// Runs `f` on a fresh thread, so that it starts with an empty pool and registry.
+    fn on_fresh_thread(f: impl FnOnce() + Send + 'static) {
+        std::thread::spawn(f).join().unwrap();
+    }
+
+    #[test]
+    fn stacks_are_carved_side_by_side_each_with_its_guard() {
+        on_fresh_thread(|| {
+            let size = usable_size(MIN_STACK_SIZE).unwrap();
+            let stacks: Vec<Stack> = (0..3).map(|_| Stack::get(size).unwrap()).collect();
+            for pair in stacks.windows(2) {
+                assert_eq!(
+                    pair[0].top() as usize,
+                    pair[1].guard().start,
+                    "the next stack's guard sits right above the previous stack"
+                );
+            }
+            for s in &stacks {
+                // SAFETY: each guard is the first page of its slot.
+                assert!(unsafe { guard_refuses_access(s.guard().start as *mut u8) });
+            }
+        });
+    }
+
+    #[test]
+    fn a_slot_given_back_keeps_its_guard_and_reads_as_zero() {
+        on_fresh_thread(|| {
+            let size = usable_size(MIN_STACK_SIZE).unwrap();
+            // Fill the hot pool with stacks of another size, so ours go back to the chunk.
+            let other = usable_size(MIN_STACK_SIZE * 2).unwrap();
+            let fillers: Vec<Stack> = (0..HOT_CAPACITY)
+                .map(|_| Stack::get(other).unwrap())
+                .collect();
+            fillers.into_iter().for_each(Stack::recycle);
+            let a = Stack::get(size).unwrap();
+            let keep = Stack::get(size).unwrap();
+            let guard = a.guard();
+            // SAFETY: the byte below top is ours.
+            unsafe { a.top().sub(1).write(7) };
+            a.recycle();
+            let b = Stack::get(size).unwrap();
+            assert_eq!(b.guard(), guard, "the free slot is handed out again");
+            // SAFETY: as above.
+            assert_eq!(
+                unsafe { b.top().sub(1).read() },
+                0,
+                "its pages were discarded"
+            );
+            // SAFETY: the guard is the first page of the slot.
+            assert!(unsafe { guard_refuses_access(guard.start as *mut u8) });
+            drop(keep);
+        });
+    }
+
+    #[test]
+    fn chunks_with_no_stack_left_are_unmapped_but_one() {
+        on_fresh_thread(|| {
+            let size = usable_size(MIN_STACK_SIZE).unwrap();
+            let per_chunk = Chunk::slots_for(size);
+            // Three chunks' worth, more than the hot pool holds.
+            let stacks: Vec<Stack> = (0..3 * per_chunk)
+                .map(|_| Stack::get(size).unwrap())
+                .collect();
+            let mut chunks_in_carve_order: Vec<usize> =
+                stacks.iter().map(|s| s.chunk.as_ptr() as usize).collect();
+            chunks_in_carve_order.dedup();
+            assert_eq!(chunks_in_carve_order.len(), 3);
+            drop(stacks);
+            // One empty chunk is kept; its slots are handed out again.
+            let kept = REGISTRY.with(|r| {
+                let mut r = r.borrow_mut();
+                let class = r.class(size);
+                assert_eq!(class.empty, 1);
+                class.room.len()
+            });
+            assert_eq!(kept, 1, "the other empty chunks were unmapped");
+            // The kept one is the first to have emptied: the lowest-carved chunk.
+            let again = Stack::get(size).unwrap();
+            assert_eq!(again.chunk.as_ptr() as usize, chunks_in_carve_order[0]);
+        });
     }
 }
