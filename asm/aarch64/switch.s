@@ -4,8 +4,10 @@
  *
  * In:  x0 = where to store the suspended context's stack pointer
  *      x1 = stack pointer of the context to resume
- *      x2 = word handed to the resumed context (it finds it in x2)
- * Out: x2 = word handed to us by whoever resumes us later
+ *      x2-x5 = four words handed to the resumed context, which finds them in
+ *              the same registers (the value and the sender: no memory
+ *              traffic for the message)
+ * Out: x2-x5 = the words handed to us by whoever resumes us later
  *
  * Stack of a suspended greenlet (grows down; `sp` is what x0 received; sp is
  * 16-byte aligned at every instruction, as AArch64 faults on a misaligned sp

@@ -11,10 +11,12 @@
  *     T - 32   this trampoline   resume address, reached with `br x16`
  *
  * The switch loads all four words before it moves sp (see switch.s), so on
- * arrival: x2 = the word passed by the switch, x17 = entry, x19 = data,
+ * arrival: x2-x5 = the words passed by the switch, x17 = entry, x19 = data,
  * x29 = 0, and sp = T, 16-byte aligned as AAPCS64 requires at every call.
- * entry(x2, data) never returns (it switches away for good when the greenlet
- * dies), so `brk` only guards against a broken entry.
+ * The words move down to x0-x3 (each read before it is overwritten) and data
+ * becomes the fifth argument, x4. entry(w0, w1, w2, w3, data) never returns
+ * (it switches away for good when the greenlet dies), so `brk` only guards
+ * against a broken entry.
  *
  * x29 is cleared here as well (not only through the frame) so frame-pointer
  * walks end at this frame whatever the slot held: entry's frame record will
@@ -26,7 +28,10 @@
     .cfi_undefined x30
     mov x29, xzr
     mov x0, x2
-    mov x1, x19
+    mov x1, x3
+    mov x2, x4
+    mov x3, x5
+    mov x4, x19
     blr x17
     brk #0x1
     .cfi_endproc

@@ -4,8 +4,10 @@
  *
  * In:  rdi = where to store the suspended context's stack pointer
  *      rsi = stack pointer of the context to resume
- *      rdx = word handed to the resumed context (it finds it in rdx)
- * Out: rdx = word handed to us by whoever resumes us later
+ *      rdx, rcx, r8, r9 = four words handed to the resumed context, which
+ *           finds them in the same registers (the value and the sender:
+ *           no memory traffic for the message)
+ * Out: rdx, rcx, r8, r9 = the words handed to us by whoever resumes us later
  *
  * Stack of a suspended greenlet (grows down; `sp` is what rdi received):
  *

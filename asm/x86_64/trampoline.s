@@ -10,10 +10,13 @@
  *     T - 32   entry             the Rust function to run on this stack
  *     T - 40   this trampoline   popped by the switch, rsp = T - 32 on arrival
  *
- * On arrival rdx holds the word passed by the switch. We pop entry and data,
- * which leaves rsp = T - 16, 16-byte aligned as the ABI requires before a
- * `call`; entry(rdx, data) never returns (it switches away for good when the
- * greenlet dies), so ud2 only guards against a broken entry.
+ * On arrival rdx, rcx, r8, r9 hold the four words passed by the switch. They
+ * move to the first four argument registers (rdi, rsi, rdx, rcx, in an order
+ * that reads each before overwriting it) and data, popped into r8, is the
+ * fifth. Popping entry and data leaves rsp = T - 16, 16-byte aligned as the
+ * ABI requires before a `call`; entry(w0, w1, w2, w3, data) never returns (it
+ * switches away for good when the greenlet dies), so ud2 only guards against
+ * a broken entry.
  *
  * rbp is cleared so frame-pointer walks end at this frame, and the CFI marks
  * the return address undefined so DWARF unwinders stop here as well instead
@@ -23,9 +26,12 @@
     .cfi_startproc
     .cfi_undefined rip
     xor ebp, ebp
-    pop rax
-    pop rsi
     mov rdi, rdx
+    mov rsi, rcx
+    mov rdx, r8
+    mov rcx, r9
+    pop rax
+    pop r8
     call rax
     ud2
     .cfi_endproc

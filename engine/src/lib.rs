@@ -47,8 +47,10 @@
 mod arch;
 mod error;
 mod greenlet;
+mod inner;
 mod overflow;
 mod stack;
+mod switch;
 mod thread;
 pub mod trace;
 mod tracer;

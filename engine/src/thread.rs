@@ -8,20 +8,33 @@
 use std::cell::{Cell, RefCell};
 use std::ptr;
 
-use crate::greenlet::Inner;
+use crate::inner::Inner;
 use crate::tracer::Tracer;
 
 pub(crate) struct Hot {
     /// The running greenlet; null until the thread first uses greenlets.
     pub current: Cell<*const Inner>,
-    /// Bit 0: a tracer is installed (`COLD.tracer`); bit 1: this thread is recording a trace.
-    /// The switch path tests this one byte.
-    pub tracing: Cell<u8>,
+    /// Anything but the common case, one bit each: a tracer is installed (`COLD.tracer`), this
+    /// thread is recording a trace, or a switch's receiver has work to do (see `PENDING`). The
+    /// switch path tests this one byte on each side.
+    pub flags: Cell<u8>,
+    /// Greenlets of this thread with an injected function waiting; while non-zero, `PENDING`
+    /// stays set so each resume checks for one.
+    pub injects: Cell<usize>,
+    /// Where the out-of-line slow paths leave the words of the value they return (see
+    /// `switch::switch_to_words`): three separate words, so that writes and reads are the same
+    /// 8-byte size and store forwarding works.
+    pub ret: [Cell<usize>; 3],
 }
 
 thread_local! {
     pub(crate) static HOT: Hot = const {
-        Hot { current: Cell::new(ptr::null()), tracing: Cell::new(0) }
+        Hot {
+            current: Cell::new(ptr::null()),
+            flags: Cell::new(0),
+            injects: Cell::new(0),
+            ret: [Cell::new(0), Cell::new(0), Cell::new(0)],
+        }
     };
     static COLD: Cold = const {
         Cold { root: Cell::new(ptr::null()), tracer: RefCell::new(None), probe: Cell::new(ptr::null()) }
@@ -48,7 +61,7 @@ impl Drop for Cold {
             return;
         }
         let _ = HOT.try_with(|h| {
-            h.tracing.set(0);
+            h.flags.set(0);
             // Greenlet code that runs in later thread-local destructors starts a fresh root
             // (which is then leaked, as nothing is left to free it) instead of using this one.
             if h.current.get() == root {
@@ -57,7 +70,7 @@ impl Drop for Cold {
         });
         // SAFETY: COLD held the thread's handle on the root, given up here exactly once; the
         // root is no longer current.
-        unsafe { crate::greenlet::release_root(root) };
+        unsafe { crate::inner::release_root(root) };
     }
 }
 
@@ -100,18 +113,77 @@ fn init_root() -> *const Inner {
 
 const TRACER_BIT: u8 = 1;
 const RECORDING_BIT: u8 = 2;
+/// The greenlet that receives the next switch has something to do besides taking the value:
+/// recycle a dead sender's stack, dispose of a sender that lost its last handle, answer a
+/// backtrace probe, or run an injected function. Set by whoever creates the work, cleared by
+/// the receiver.
+const PENDING_BIT: u8 = 4;
+
+/// Leaves a slow path's result words for [`take_ret`].
+#[inline]
+pub(crate) fn put_ret(w: [usize; 3]) {
+    HOT.with(|h| {
+        h.ret[0].set(w[0]);
+        h.ret[1].set(w[1]);
+        h.ret[2].set(w[2]);
+    });
+}
+
+/// The words a slow path left with [`put_ret`].
+#[inline(always)]
+pub(crate) fn take_ret() -> [usize; 3] {
+    HOT.with(|h| [h.ret[0].get(), h.ret[1].get(), h.ret[2].get()])
+}
+
+/// All the flags: zero in the common case.
+#[inline(always)]
+pub(crate) fn flags() -> u8 {
+    HOT.with(|h| h.flags.get())
+}
 
 /// Whether a tracer or a recorder wants to hear about switches.
 #[inline(always)]
 pub(crate) fn tracing() -> bool {
-    HOT.with(|h| h.tracing.get() != 0)
+    HOT.with(|h| h.flags.get() & (TRACER_BIT | RECORDING_BIT) != 0)
 }
 
 fn set_bit(bit: u8, on: bool) {
     HOT.with(|h| {
-        let t = h.tracing.get();
-        h.tracing.set(if on { t | bit } else { t & !bit });
+        let t = h.flags.get();
+        h.flags.set(if on { t | bit } else { t & !bit });
     });
+}
+
+/// Tells the next receiver of a switch that it has work (see `PENDING_BIT`).
+#[inline]
+pub(crate) fn set_pending() {
+    set_bit(PENDING_BIT, true);
+}
+
+/// The receiver took on the pending work.
+#[inline]
+pub(crate) fn clear_pending() {
+    set_bit(PENDING_BIT, false);
+}
+
+/// Keeps `PENDING` set while injected functions wait (never clears it: a stale bit costs one
+/// slow path, a lost one would skip work).
+#[inline]
+pub(crate) fn refresh_pending() {
+    if HOT.with(|h| h.injects.get()) > 0 {
+        set_pending();
+    }
+}
+
+/// A greenlet got an injected function.
+pub(crate) fn inject_added() {
+    let _ = HOT.try_with(|h| h.injects.set(h.injects.get() + 1));
+    set_pending();
+}
+
+/// A greenlet's injected function was taken (to run, or dropped with the greenlet).
+pub(crate) fn inject_removed() {
+    let _ = HOT.try_with(|h| h.injects.set(h.injects.get().saturating_sub(1)));
 }
 
 /// Records whether this thread is recording a trace.
@@ -122,13 +194,13 @@ pub(crate) fn set_recording(on: bool) {
 /// Whether this thread is recording a trace (cheap: no recorder borrow).
 #[inline]
 pub(crate) fn recording() -> bool {
-    HOT.with(|h| h.tracing.get() & RECORDING_BIT != 0)
+    HOT.with(|h| h.flags.get() & RECORDING_BIT != 0)
 }
 
 /// Whether a Python-style tracer is installed.
 #[inline]
 pub(crate) fn tracer_installed() -> bool {
-    HOT.with(|h| h.tracing.get() & TRACER_BIT != 0)
+    HOT.with(|h| h.flags.get() & TRACER_BIT != 0)
 }
 
 /// This thread's probe sentinel, made with `make` on first use; null during thread teardown.

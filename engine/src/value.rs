@@ -27,10 +27,14 @@ struct VTable {
     drop: Option<unsafe fn(*mut Storage)>,
     /// Formats the value when the type is known to be printable, else `None`.
     debug: unsafe fn(*const Storage, &mut fmt::Formatter<'_>) -> Option<fmt::Result>,
+    /// Whether this is the engine's [`Thrown`] wrapper: a switch then carries a panic, which
+    /// the receiver tells apart from a value with this one flag.
+    thrown: bool,
 }
 
 #[repr(C, align(8))]
-struct Storage([MaybeUninit<u8>; INLINE_SIZE]);
+/// Two words rather than 16 bytes, so the optimiser keeps a value in two registers.
+struct Storage([MaybeUninit<usize>; 2]);
 
 struct VTableFor<T>(std::marker::PhantomData<T>);
 
@@ -46,6 +50,7 @@ impl<T: 'static> VTableFor<T> {
             Some(Self::drop_in_place)
         },
         debug: Self::debug,
+        thrown: false,
     };
 
     /// # Safety
@@ -114,6 +119,10 @@ fn debug_known(v: &dyn Any, f: &mut fmt::Formatter<'_>) -> Option<fmt::Result> {
     None
 }
 
+/// A panic payload travelling through a switch (the engine's own type: a [`Value`] holding it
+/// is raised as a panic by the receiver, never handed to user code).
+pub(crate) struct Thrown(pub(crate) Box<dyn Any + Send>);
+
 /// A value passed by [`switch`](crate::Greenlet::switch), returned by a body, or received back.
 ///
 /// Any `'static` type can be carried. Small values (≤ 16 bytes, alignment ≤ 8) are stored
@@ -142,7 +151,9 @@ impl Value {
             // SAFETY: `T` is `Value` (same `TypeId`), and `v` is never used or dropped again.
             return unsafe { mem::transmute_copy::<T, Value>(&v) };
         }
-        let mut storage = Storage([MaybeUninit::uninit(); INLINE_SIZE]);
+        // Zeroed first, so the words a switch carries are initialised even for `()` (two register
+        // clears; the bytes are then overwritten by the value).
+        let mut storage = Storage([MaybeUninit::new(0); 2]);
         if VTableFor::<T>::INLINE {
             // SAFETY: `T` fits the 16-byte, 8-aligned buffer (checked by `INLINE`).
             unsafe { storage.0.as_mut_ptr().cast::<T>().write(v) };
@@ -154,6 +165,93 @@ impl Value {
         Value {
             storage,
             vtable: &VTableFor::<T>::VTABLE,
+        }
+    }
+
+    /// A switch message that raises `payload` in the receiver.
+    #[inline]
+    pub(crate) fn thrown(payload: Box<dyn Any + Send>) -> Value {
+        const THROWN: VTable = VTable {
+            thrown: true,
+            ..VTableFor::<Thrown>::VTABLE
+        };
+        let mut v = Value::new(Thrown(payload));
+        v.vtable = &THROWN;
+        v
+    }
+
+    /// Whether this message carries a panic (see [`Thrown`]).
+    #[inline(always)]
+    pub(crate) fn is_thrown(&self) -> bool {
+        self.vtable.thrown
+    }
+
+    /// The panic payload of a thrown message, or the value itself.
+    #[inline]
+    pub(crate) fn into_thrown(self) -> Result<Box<dyn Any + Send>, Value> {
+        if self.is_thrown() {
+            // SAFETY: only `Thrown`'s vtable has the flag set.
+            let t = unsafe { self.downcast_unchecked::<Thrown>() };
+            Ok(t.0)
+        } else {
+            Err(self)
+        }
+    }
+
+    /// The payload of a thrown message, borrowed.
+    pub(crate) fn thrown_payload(&self) -> Option<&(dyn Any + Send)> {
+        self.is_thrown().then(|| {
+            // SAFETY: only `Thrown`'s vtable has the flag set; it is stored inline.
+            let t: &Thrown = unsafe { VTableFor::<Thrown>::get(&self.storage) };
+            &*t.0
+        })
+    }
+
+    /// The three machine words of the value, for a switch to carry in registers.
+    #[inline(always)]
+    pub(crate) fn into_words(self) -> [usize; 3] {
+        let this = ManuallyDrop::new(self);
+        let [a, b] = this.storage.0;
+        // SAFETY: the storage was zeroed before the value was written, so both words are
+        // initialised (only the padding bytes of a small stored type may not be; they are
+        // carried, never interpreted, until `from_words` gives them back to the same type).
+        // Ownership moves with the words.
+        unsafe {
+            [
+                a.assume_init(),
+                b.assume_init(),
+                this.vtable as *const VTable as usize,
+            ]
+        }
+    }
+
+    /// Rebuilds a value from [`into_words`](Value::into_words).
+    ///
+    /// # Safety
+    /// The words come from `into_words` and are used once.
+    #[inline(always)]
+    pub(crate) unsafe fn from_words(w: [usize; 3]) -> Value {
+        Value {
+            // SAFETY: the same bytes `into_words` read out.
+            storage: Storage([MaybeUninit::new(w[0]), MaybeUninit::new(w[1])]),
+            // SAFETY: the vtable pointer `into_words` read out.
+            vtable: unsafe { &*(w[2] as *const VTable) },
+        }
+    }
+
+    /// Moves the `T` out without checking the type.
+    ///
+    /// # Safety
+    /// The value holds a `T`.
+    #[inline]
+    unsafe fn downcast_unchecked<T: 'static>(self) -> T {
+        let this = ManuallyDrop::new(self);
+        if VTableFor::<T>::INLINE {
+            // SAFETY: forwarded from the caller; `this` is never dropped.
+            unsafe { this.storage.0.as_ptr().cast::<T>().read() }
+        } else {
+            // SAFETY: forwarded from the caller: the storage holds the pointer of our box.
+            *unsafe { Box::from_raw(this.storage.0.as_ptr().cast::<*mut T>().read()) }
         }
     }
 
@@ -205,16 +303,8 @@ impl Value {
         if !self.is::<T>() {
             return Err(self);
         }
-        let this = ManuallyDrop::new(self);
-        if VTableFor::<T>::INLINE {
-            // SAFETY: the type matches and the value is stored inline; `this` is never dropped,
-            // so the `T` is moved out exactly once.
-            Ok(unsafe { this.storage.0.as_ptr().cast::<T>().read() })
-        } else {
-            // SAFETY: the type matches and the storage holds the pointer of the box we own.
-            let boxed = unsafe { Box::from_raw(this.storage.0.as_ptr().cast::<*mut T>().read()) };
-            Ok(*boxed)
-        }
+        // SAFETY: the type matches.
+        Ok(unsafe { self.downcast_unchecked::<T>() })
     }
 
     /// Takes the stored `T` out.
@@ -250,10 +340,29 @@ impl Drop for Value {
     #[inline]
     fn drop(&mut self) {
         if let Some(drop) = self.vtable.drop {
-            // SAFETY: the storage holds a live value of the vtable's type, dropped only here.
-            unsafe { drop(&mut self.storage) }
+            // The words go by value to an out-of-line function: taking the address of
+            // `self.storage` here would keep every `Value` in memory, even on paths that never
+            // drop anything, instead of in registers.
+            // SAFETY: the storage holds a live value of the vtable's type, moved out of `self`
+            // (moving a value is a bitwise copy) and dropped only there.
+            unsafe { drop_words(drop, self.storage.0[0], self.storage.0[1]) }
         }
     }
+}
+
+/// Drops a stored value given its words.
+///
+/// # Safety
+/// The words hold a live value whose vtable's drop function is `drop`; it is not used again.
+#[inline(never)]
+unsafe fn drop_words(
+    drop: unsafe fn(*mut Storage),
+    w0: MaybeUninit<usize>,
+    w1: MaybeUninit<usize>,
+) {
+    let mut moved = Storage([w0, w1]);
+    // SAFETY: forwarded from the caller.
+    unsafe { drop(&mut moved) }
 }
 
 impl fmt::Debug for Value {

@@ -8,30 +8,34 @@
 //! FPCR would cost an `mrs`/`msr` pair per switch, and an `msr fpcr` can serialise the
 //! floating-point pipeline on some cores, for a state almost no program changes.
 
-use super::EntryFn;
+use super::{EntryFn, Words};
 use core::arch::{asm, naked_asm};
 
 /// Saves the running context, stores its stack pointer in `*save_sp`, and resumes the context
-/// whose stack pointer is `target_sp`, which receives `arg`. Returns the word handed over by
+/// whose stack pointer is `target_sp`, which receives `words`. Returns the words handed over by
 /// whichever context later resumes this one.
 ///
 /// # Safety
 /// `save_sp` must be writable; `target_sp` must be a context saved by this function or made by
 /// [`init_stack`] on a stack that is still mapped, and not resumed since.
 #[inline(always)]
-pub(crate) unsafe fn switch(save_sp: *mut *mut u8, target_sp: *mut u8, arg: usize) -> usize {
-    let ret: usize;
+pub(crate) unsafe fn switch(save_sp: *mut *mut u8, target_sp: *mut u8, words: Words) -> Words {
+    let (out_0, out_1, out_2, out_3): (usize, usize, usize, usize);
     // SAFETY: the caller guarantees both contexts are valid. The block saves x19/x29 itself,
     // declares every other register it (or the resumed context) may change as clobbered
     // (x20-x28 here; x0-x18, x30 and v0-v31 through clobber_abi("C")), and returns with sp
-    // exactly where it was (the resumer pops the 32-byte frame this block pushed). It writes
-    // below sp, so `nostack` is not given.
+    // exactly where it was (the resumer pops the 32-byte frame this block pushed). The four
+    // words pass through x2-x5, which the block does not touch. It writes below sp, so
+    // `nostack` is not given.
     unsafe {
         asm!(
             include_str!("../../../asm/aarch64/switch.s"),
             in("x0") save_sp,
             in("x1") target_sp,
-            inout("x2") arg => ret,
+            inout("x2") words[0] => out_0,
+            inout("x3") words[1] => out_1,
+            inout("x4") words[2] => out_2,
+            inout("x5") words[3] => out_3,
             out("x20") _,
             out("x21") _,
             out("x22") _,
@@ -44,7 +48,7 @@ pub(crate) unsafe fn switch(save_sp: *mut *mut u8, target_sp: *mut u8, arg: usiz
             clobber_abi("C"),
         );
     }
-    ret
+    [out_0, out_1, out_2, out_3]
 }
 
 /// Entry trampoline: the first switch into a new stack lands here.
@@ -54,7 +58,8 @@ unsafe extern "C" fn trampoline() -> ! {
 }
 
 /// Writes the initial frame of a new context below `top` and returns its stack pointer, to be
-/// passed to [`switch`]. Switching to it calls `entry(arg, data)` on this stack.
+/// passed to [`switch`]. Switching to it calls `entry(w0, w1, w2, w3, data)` on this stack with
+/// the words of that switch.
 ///
 /// # Safety
 /// `top` must be 16-byte aligned with at least 32 writable bytes below it, on a stack that
@@ -105,8 +110,15 @@ mod tests {
     /// Entry that records x29, sp and x30 exactly as the trampoline left them, then continues in
     /// Rust as `record_arrival(arg, data, fp, sp, lr)`.
     #[unsafe(naked)]
-    unsafe extern "C" fn probing_entry(_arg: usize, _data: usize) -> ! {
+    unsafe extern "C" fn probing_entry(
+        _arg: usize,
+        _w1: usize,
+        _w2: usize,
+        _w3: usize,
+        _data: usize,
+    ) -> ! {
         naked_asm!(
+            "mov x1, x4",
             "mov x2, x29",
             "mov x3, sp",
             "mov x4, x30",
@@ -134,7 +146,7 @@ mod tests {
         let pair = data as *mut Pair;
         // SAFETY: `data` is the test's live Pair; the main context is suspended in `switch`.
         unsafe {
-            switch(&raw mut (*pair).co_sp, (*pair).main_sp, arg + 1);
+            switch(&raw mut (*pair).co_sp, (*pair).main_sp, [arg + 1, 0, 0, 0]);
         }
         unreachable!("the test never resumes a finished probe")
     }
@@ -151,9 +163,9 @@ mod tests {
         // switches, and the new context switches back exactly once.
         let got = unsafe {
             pair.co_sp = init_stack(stack.top(), probing_entry, data);
-            switch(&raw mut pair.main_sp, pair.co_sp, 41)
+            switch(&raw mut pair.main_sp, pair.co_sp, [41, 0, 0, 0])
         };
-        assert_eq!(got, 42);
+        assert_eq!(got[0], 42);
         ARRIVAL.with(|a| {
             let a = a.borrow();
             assert_eq!((a.arg, a.data), (41, data));
@@ -192,17 +204,17 @@ mod tests {
         unsafe {
             asm!(
                 "stp x19, x29, [sp, #-16]!",
-                "mov x19, x3",
-                "mov x29, x4",
+                "mov x19, x6",
+                "mov x29, x7",
                 include_str!("../../../asm/aarch64/switch.s"),
-                "mov x3, x19",
-                "mov x4, x29",
+                "mov x6, x19",
+                "mov x7, x29",
                 "ldp x19, x29, [sp], #16",
                 in("x0") save_sp,
                 in("x1") target_sp,
                 inout("x2") arg => ret,
-                inout("x3") marks.0 => x19,
-                inout("x4") marks.1 => x29,
+                inout("x6") marks.0 => x19,
+                inout("x7") marks.1 => x29,
                 out("x20") _,
                 out("x21") _,
                 out("x22") _,
@@ -222,7 +234,13 @@ mod tests {
     const MAIN_MARKS: (usize, usize) = (0x1919_0000_0000_0001, 0x2929_0000_0000_0001);
     const CO_MARKS: (usize, usize) = (0x1919_0000_0000_0002, 0x2929_0000_0000_0002);
 
-    unsafe extern "C" fn marking_entry(arg: usize, data: usize) -> ! {
+    unsafe extern "C" fn marking_entry(
+        arg: usize,
+        _w1: usize,
+        _w2: usize,
+        _w3: usize,
+        data: usize,
+    ) -> ! {
         let pair = data as *mut Pair;
         let mut n = arg + 1;
         loop {
@@ -272,7 +290,7 @@ mod tests {
                 f[k] = seed as f64 * (k as f64 + 0.5);
             }
             // SAFETY: the caller passes a valid pair of contexts.
-            unsafe { switch(sp.0, sp.1, seed as usize) };
+            unsafe { switch(sp.0, sp.1, [seed as usize, 0, 0, 0]) };
             let mut si = 0u64;
             let mut sf = 0f64;
             for k in 0..10 {
@@ -282,7 +300,13 @@ mod tests {
             (si, sf)
         }
 
-        unsafe extern "C" fn churning_entry(_arg: usize, data: usize) -> ! {
+        unsafe extern "C" fn churning_entry(
+            _arg: usize,
+            _w1: usize,
+            _w2: usize,
+            _w3: usize,
+            data: usize,
+        ) -> ! {
             let pair = data as *mut Pair;
             let mut bad = 0usize;
             for seed in 1000.. {
@@ -290,7 +314,7 @@ mod tests {
                 let r = unsafe { churn(seed, (&raw mut (*pair).co_sp, (*pair).main_sp)) };
                 bad += usize::from(r != (0, 0.0));
                 // SAFETY: as above.
-                unsafe { switch(&raw mut (*pair).co_sp, (*pair).main_sp, bad) };
+                unsafe { switch(&raw mut (*pair).co_sp, (*pair).main_sp, [bad, 0, 0, 0]) };
             }
             unreachable!()
         }
@@ -308,7 +332,7 @@ mod tests {
             let r = unsafe { churn(seed, (&raw mut (*p).main_sp, (*p).co_sp)) };
             assert_eq!(r, (0, 0.0), "main side, seed {seed}");
             // SAFETY: as above; it answers with its count of corrupted rounds.
-            let bad = unsafe { switch(&raw mut pair.main_sp, pair.co_sp, 0) };
+            let bad = unsafe { switch(&raw mut pair.main_sp, pair.co_sp, [0; 4]) }[0];
             assert_eq!(bad, 0, "other side, seed {seed}");
         }
         stack.recycle();

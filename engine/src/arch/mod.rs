@@ -1,9 +1,10 @@
 //! The platform layer: switching stacks on one architecture.
 //!
 //! Each architecture module provides the same three items, and knows nothing of greenlets:
-//! - [`switch`]: save the running context on its own stack, resume another, hand it one word;
+//! - [`switch`]: save the running context on its own stack, resume another, hand it four words
+//!   in registers;
 //! - [`init_stack`]: lay out a fresh stack so that the first switch into it calls an entry
-//!   function with the handed word;
+//!   function with the handed words;
 //! - [`EntryFn`]: the signature of that entry function.
 //!
 //! The assembly itself lives in `asm/<arch>/` at the repository root, with the stack layout of
@@ -22,9 +23,14 @@ pub(crate) use aarch64::{init_stack, switch};
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 compile_error!("greenlet supports x86_64 and aarch64 only for now (wasm32 is planned)");
 
-/// Runs first on a new stack: `arg` is the word handed by the first switch, `data` the word
-/// given to [`init_stack`]. It must never return: a greenlet leaves its stack by switching.
-pub(crate) type EntryFn = unsafe extern "C" fn(arg: usize, data: usize) -> !;
+/// The four machine words a switch hands to the resumed context, in registers.
+pub(crate) type Words = [usize; 4];
+
+/// Runs first on a new stack: `w0..w3` are the words handed by the first switch, `data` the
+/// word given to [`init_stack`]. It must never return: a greenlet leaves its stack by
+/// switching.
+pub(crate) type EntryFn =
+    unsafe extern "C" fn(w0: usize, w1: usize, w2: usize, w3: usize, data: usize) -> !;
 
 /// Alignment of a stack top given to [`init_stack`].
 pub(crate) const STACK_ALIGN: usize = 16;

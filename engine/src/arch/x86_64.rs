@@ -9,29 +9,33 @@
 //! state almost no program changes. The
 //! test `fp_control_state_is_shared_by_a_threads_greenlets` pins this behaviour.
 
-use super::EntryFn;
+use super::{EntryFn, Words};
 use core::arch::{asm, naked_asm};
 
 /// Saves the running context, stores its stack pointer in `*save_sp`, and resumes the context
-/// whose stack pointer is `target_sp`, which receives `arg`. Returns the word handed over by
+/// whose stack pointer is `target_sp`, which receives `words`. Returns the words handed over by
 /// whichever context later resumes this one.
 ///
 /// # Safety
 /// `save_sp` must be writable; `target_sp` must be a context saved by this function or made by
 /// [`init_stack`] on a stack that is still mapped, and not resumed since.
 #[inline(always)]
-pub(crate) unsafe fn switch(save_sp: *mut *mut u8, target_sp: *mut u8, arg: usize) -> usize {
-    let ret: usize;
+pub(crate) unsafe fn switch(save_sp: *mut *mut u8, target_sp: *mut u8, words: Words) -> Words {
+    let (out_0, out_1, out_2, out_3): (usize, usize, usize, usize);
     // SAFETY: the caller guarantees both contexts are valid. The block saves rbx/rbp itself,
     // declares every other register it (or the resumed context) may change as clobbered, and
     // returns with rsp exactly where it was (the pops mirror the pushes when we are resumed).
+    // The four words pass through rdx, rcx, r8 and r9, which the block does not touch.
     // It pushes onto the stack, so `nostack` is not given and the red zone is left alone.
     unsafe {
         asm!(
             include_str!("../../../asm/x86_64/switch.s"),
             in("rdi") save_sp,
             in("rsi") target_sp,
-            inout("rdx") arg => ret,
+            inout("rdx") words[0] => out_0,
+            inout("rcx") words[1] => out_1,
+            inout("r8") words[2] => out_2,
+            inout("r9") words[3] => out_3,
             out("r12") _,
             out("r13") _,
             out("r14") _,
@@ -39,7 +43,7 @@ pub(crate) unsafe fn switch(save_sp: *mut *mut u8, target_sp: *mut u8, arg: usiz
             clobber_abi("C"),
         );
     }
-    ret
+    [out_0, out_1, out_2, out_3]
 }
 
 /// Entry trampoline: the first switch into a new stack lands here.
@@ -49,7 +53,8 @@ unsafe extern "C" fn trampoline() -> ! {
 }
 
 /// Writes the initial frame of a new context below `top` and returns its stack pointer, to be
-/// passed to [`switch`]. Switching to it calls `entry(arg, data)` on this stack.
+/// passed to [`switch`]. Switching to it calls `entry(w0, w1, w2, w3, data)` on this stack with
+/// the words of that switch.
 ///
 /// # Safety
 /// `top` must be 16-byte aligned with at least 40 writable bytes below it, on a stack that

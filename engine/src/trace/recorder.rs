@@ -13,7 +13,7 @@ use super::format::{
     AddrRange, Event, EventKind, FORMAT_VERSION, GreenletInfo, GreenletState, Outcome, State, Trace,
 };
 use super::frames;
-use crate::greenlet::Inner;
+use crate::inner::Inner;
 use crate::thread;
 
 /// What the recorder remembers of one live greenlet between events.

@@ -1,0 +1,450 @@
+//! Moving control between greenlets: the rules of `semantics.md` on top of
+//! [`arch::switch`](crate::arch::switch).
+//!
+//! A switch carries one [`Value`] and the sender's address in four registers; a panic travels
+//! as a value holding the engine's `Thrown` wrapper, so the receiver tells the two apart with
+//! one flag. Everything that is not the common case (a tracer or recorder, a dead sender to
+//! clean up, a pending injection, a backtrace probe) sets a bit in the thread's `flags` byte,
+//! so the common case costs one test of that byte on each side of the switch.
+
+use std::panic::{self, AssertUnwindSafe};
+
+use crate::arch::{self, Words};
+use crate::error::GreenletExit;
+use crate::greenlet::Greenlet;
+use crate::inner::{Inner, Payload, State, dispose, panic_message};
+use crate::thread;
+use crate::trace::{Outcome, recorder};
+use crate::tracer::Event;
+use crate::value::Value;
+
+/// Packs what a switch hands over: the value's three words and the sender.
+#[inline(always)]
+fn pack(v: Value, from: *const Inner) -> Words {
+    let [a, b, c] = v.into_words();
+    [a, b, c, from as usize]
+}
+
+/// Delivers `v` from `origin` towards `target` by the rules of `semantics.md` and, when
+/// control must move, switches. Returns what this greenlet receives when it next runs.
+///
+/// # Safety
+/// `origin` is the running greenlet (possibly dying); `target` is a live greenlet of this thread.
+#[inline(never)]
+pub(crate) unsafe fn deliver(
+    mut origin: *const Inner,
+    mut target: *const Inner,
+    mut v: Value,
+) -> Value {
+    let current = thread::current();
+    loop {
+        // SAFETY (whole loop): greenlets on a parent chain are kept alive by the child's link;
+        // `target` starts live by the caller's guarantee.
+        unsafe {
+            // Rule 1/4, dead target: the first non-dead ancestor receives in its place. A root
+            // is never dead, so this ends.
+            while (*target).state.get() == State::Dead {
+                target = (*target).parent.get();
+            }
+            if target == origin {
+                // Switching to the running greenlet: nothing happens.
+                return v;
+            }
+            if thread::tracing() {
+                v = observe(origin, target, v);
+            }
+            if (*target).state.get() == State::Unstarted && v.is_thrown() {
+                // Rule 4: a panic into an unstarted greenlet kills it without running its body,
+                // and climbs to its parent.
+                die_unstarted(target, &v);
+                if v.thrown_payload().is_some_and(|p| p.is::<GreenletExit>()) {
+                    // Rule 5: the exit escaped (never entered) its body, so the parent gets it
+                    // as a value, as in Python.
+                    v = Value::new(GreenletExit);
+                }
+                origin = target;
+                target = (*target).parent.get();
+                continue;
+            }
+            if target == current {
+                // A panic climbing from greenlets that died unstarted came back to us.
+                return v;
+            }
+            let cur = &*current;
+            if cur.state.get() == State::Running {
+                cur.state.set(State::Suspended);
+            }
+            return switch_to(current, target, v);
+        }
+    }
+}
+
+/// The switch itself: run `target`, and come back with what we receive. The caller has
+/// already marked `current` suspended (or dead).
+///
+/// # Safety
+/// `current` is the running greenlet; `target` is a live unstarted or suspended greenlet of
+/// this thread whose saved stack pointer is valid.
+#[inline(always)]
+pub(crate) unsafe fn switch_to(current: *const Inner, target: *const Inner, v: Value) -> Value {
+    // SAFETY: forwarded from the caller; the words are turned into a value exactly once.
+    unsafe { Value::from_words(switch_to_words(current, target, v)) }
+}
+
+/// [`switch_to`], returning the received value as words: the common path and the slow paths
+/// then meet as three plain words, which stay in registers, rather than as a `Value` moved
+/// through memory (whose 16-byte copy after 8-byte stores stalls store forwarding).
+///
+/// # Safety
+/// As [`switch_to`]; the words must become one value.
+#[inline(always)]
+pub(crate) unsafe fn switch_to_words(
+    current: *const Inner,
+    target: *const Inner,
+    v: Value,
+) -> [usize; 3] {
+    // SAFETY: both are live greenlets of this thread (caller's guarantee).
+    let (cur, tgt) = unsafe { (&*current, &*target) };
+    tgt.state.set(State::Running);
+    thread::set_current(target);
+    // SAFETY: `tgt.sp` is a context saved by `arch::switch` or made by `init_stack` on the
+    // target's stack, which is mapped (it is unstarted or suspended).
+    let words = unsafe { arch::switch(cur.sp.as_ptr(), tgt.sp.get(), pack(v, current)) };
+    // We run again: someone switched to us and set us current.
+    // SAFETY: the words were packed by the switch that resumed us.
+    unsafe { receive(words, true) }
+}
+
+/// [`deliver`], returning words (see [`switch_to_words`]).
+///
+/// # Safety
+/// As [`deliver`].
+#[inline(always)]
+pub(crate) unsafe fn deliver_words(
+    origin: *const Inner,
+    target: *const Inner,
+    v: Value,
+) -> [usize; 3] {
+    let [w0, w1, w2] = v.into_words();
+    // SAFETY: forwarded from the caller; the words are one value, used once.
+    unsafe { deliver_to_slot(origin, target, w0, w1, w2) };
+    thread::take_ret()
+}
+
+/// [`deliver`], taking the value as three scalar words and leaving the result in the thread's
+/// return slot: a function taking or returning a three-word value passes it through memory on
+/// the caller's stack, which is what the words path avoids.
+///
+/// # Safety
+/// As [`deliver`]; the words are one value, used once.
+#[inline(never)]
+unsafe fn deliver_to_slot(
+    origin: *const Inner,
+    target: *const Inner,
+    w0: usize,
+    w1: usize,
+    w2: usize,
+) {
+    // SAFETY: forwarded from the caller.
+    let v = unsafe { Value::from_words([w0, w1, w2]) };
+    // SAFETY: forwarded from the caller.
+    thread::put_ret(unsafe { deliver(origin, target, v) }.into_words());
+}
+
+/// Unpacks what the resumer handed over, doing the uncommon work when the thread's flags say
+/// there is some.
+///
+/// # Safety
+/// `words` were packed by the switch that resumed us, and are used once.
+/// A greenlet's first receive (in `entry`) leaves an injected function to `run_body`, which
+/// runs it under the entry's `catch_unwind`.
+#[inline(always)]
+unsafe fn receive(words: Words, resuming: bool) -> [usize; 3] {
+    let value = [words[0], words[1], words[2]];
+    if thread::flags() != 0 {
+        // SAFETY: the sender is live (or the probe sentinel); the words are the value it sent.
+        unsafe {
+            receive_slow(
+                words[3] as *const Inner,
+                words[0],
+                words[1],
+                words[2],
+                resuming,
+            )
+        };
+        return thread::take_ret();
+    }
+    value
+}
+
+/// The uncommon work after a switch: answer a backtrace probe, recycle the stack of a sender
+/// that died, dispose of a sender that lost its last handle while it ran, and run an injected
+/// function (rule 9) right before this greenlet resumes.
+///
+/// # Safety
+/// `from` is the live greenlet (or this thread's probe sentinel) that switched to us.
+#[cold]
+#[inline(never)]
+unsafe fn receive_slow(from: *const Inner, w0: usize, w1: usize, w2: usize, resuming: bool) {
+    // SAFETY: the words are the value the sender packed, used once.
+    let v = unsafe { Value::from_words([w0, w1, w2]) };
+    thread::clear_pending();
+    if from == thread::probe_sentinel(new_probe_sentinel) {
+        // SAFETY: only `probe` sends from the sentinel, with a ProbeRequest.
+        thread::put_ret(unsafe { answer_probe(v) }.into_words());
+        return;
+    }
+    // SAFETY: forwarded from the caller.
+    let f = unsafe { &*from };
+    if f.state.get() == State::Dead
+        && let Some(stack) = f.take_stack()
+    {
+        // A dead greenlet never runs on its stack again, and we have left it.
+        stack.recycle();
+    }
+    if f.handles.get() == 0 {
+        // SAFETY: unreferenced, and no longer running.
+        unsafe { dispose(from) };
+    }
+    // SAFETY: the running greenlet is alive.
+    let me = unsafe { &*thread::current() };
+    let inject = if resuming { me.take_inject() } else { None };
+    thread::refresh_pending();
+    if let Some(f) = inject {
+        // Its panic is raised here, where this greenlet resumes, as if thrown; `v` is dropped
+        // by the unwinding.
+        f();
+    }
+    thread::put_ret(v.into_words());
+}
+
+/// A request, sent from the probe sentinel, for a suspended greenlet's return addresses.
+pub(crate) struct ProbeRequest {
+    pub requester: *const Inner,
+    pub reply: *mut Vec<usize>,
+}
+
+/// A greenlet that is never switched to: a switch "from" it asks the target for its frames.
+pub(crate) fn new_probe_sentinel() -> *const Inner {
+    let p = Inner::new_root();
+    // SAFETY: just made, not shared; dead so nothing ever tries to run it.
+    unsafe { (*p).state.set(State::Dead) };
+    p
+}
+
+/// Runs on a suspended greenlet's stack: captures its frames for the requester, switches back,
+/// and then waits like the switch it was suspended in, returning what that switch receives.
+///
+/// # Safety
+/// `v` holds the ProbeRequest of a requester that waits for the reply.
+unsafe fn answer_probe(v: Value) -> Value {
+    let req: ProbeRequest = v.take();
+    // SAFETY: the requester waits, so its reply slot is alive.
+    unsafe { *req.reply = crate::trace::capture_frames() };
+    let me = thread::current();
+    // SAFETY: we run; the requester is suspended in `probe`, waiting for this switch.
+    unsafe {
+        (*me).state.set(State::Suspended);
+        switch_to(me, req.requester, Value::unit())
+    }
+}
+
+/// Switches to a suspended `target` as if from the probe sentinel, which makes it capture its
+/// frames and switch straight back (no tracer, no recorder, no injected function runs).
+///
+/// # Safety
+/// `target` is a live suspended greenlet of this thread; `sentinel` is the probe sentinel.
+pub(crate) unsafe fn probe(sentinel: *const Inner, target: *const Inner, req: ProbeRequest) {
+    let current = thread::current();
+    // SAFETY: both live; same bookkeeping as `switch_to`, with the sentinel named as sender.
+    let (cur, tgt) = unsafe { (&*current, &*target) };
+    cur.state.set(State::Suspended);
+    tgt.state.set(State::Running);
+    thread::set_current(target);
+    thread::set_pending();
+    // SAFETY: as in `switch_to`: the target's context is valid.
+    let words = unsafe {
+        arch::switch(
+            cur.sp.as_ptr(),
+            tgt.sp.get(),
+            pack(Value::new(req), sentinel),
+        )
+    };
+    // SAFETY: the target answered with a switch of its own.
+    // SAFETY: the words are the answer's value, used once.
+    let answer = unsafe { Value::from_words(receive(words, true)) };
+    debug_assert!(!answer.is_thrown());
+}
+
+/// Marks an unstarted greenlet dead (a panic reached it before it ran) and returns its stack
+/// to the pool.
+///
+/// # Safety
+/// `g` is a live unstarted greenlet of this thread.
+unsafe fn die_unstarted(g: *const Inner, v: &Value) {
+    // SAFETY: forwarded; an unstarted greenlet has no frames on its stack.
+    let g_ref = unsafe { &*g };
+    g_ref.state.set(State::Dead);
+    if let Some(stack) = g_ref.take_stack() {
+        stack.recycle();
+    }
+    if thread::recording() {
+        recorder::finish(g, outcome(v));
+    }
+}
+
+/// How a greenlet ended, for the trace, from what it hands its parent.
+fn outcome(v: &Value) -> Outcome {
+    match v.thrown_payload() {
+        Some(p) if p.is::<GreenletExit>() => Outcome::Killed,
+        Some(p) => Outcome::Panicked {
+            message: panic_message(p),
+        },
+        None if v.is_greenlet_exit() => Outcome::Killed,
+        None => Outcome::Returned { value: v.summary() },
+    }
+}
+
+/// Tells the tracer and the recorder that control passes from `origin` to `target`. A
+/// panicking tracer turns the value into that panic.
+///
+/// # Safety
+/// Both are live greenlets of this thread.
+#[cold]
+unsafe fn observe(origin: *const Inner, target: *const Inner, mut v: Value) -> Value {
+    if thread::tracer_installed() {
+        // SAFETY: forwarded from the caller.
+        if let Err(payload) = unsafe { call_tracer(origin, target, &v) } {
+            v = Value::thrown(payload);
+        }
+    }
+    if thread::recording() {
+        let what = match v.thrown_payload() {
+            Some(p) => Err(panic_message(p)),
+            None => Ok(v.summary()),
+        };
+        recorder::transfer(origin, target, what);
+    }
+    v
+}
+
+/// Calls the tracer with `origin → target`; a panicking tracer is removed and its payload
+/// returned, to be raised in the target (rule 12).
+///
+/// # Safety
+/// Both are live greenlets of this thread.
+unsafe fn call_tracer(
+    origin: *const Inner,
+    target: *const Inner,
+    v: &Value,
+) -> Result<(), Payload> {
+    let Some(tracer) = thread::tracer() else {
+        return Ok(());
+    };
+    // SAFETY: both are live greenlets of this thread; the handles own a reference each.
+    let (origin, target) = unsafe { (Greenlet::from_ptr(origin), Greenlet::from_ptr(target)) };
+    let event = if v.is_thrown() {
+        Event::Throw { origin, target }
+    } else {
+        Event::Switch { origin, target }
+    };
+    panic::catch_unwind(AssertUnwindSafe(|| tracer.call(&event))).inspect_err(|_| {
+        thread::set_tracer(None);
+    })
+}
+
+/// First code on a new stack: run the body, then hand its result to the parent (rules 2, 3, 5).
+pub(crate) unsafe extern "C" fn entry(
+    w0: usize,
+    w1: usize,
+    w2: usize,
+    w3: usize,
+    data: usize,
+) -> ! {
+    let me = data as *const Inner;
+    // SAFETY: the first switch into us packed these words.
+    let v = unsafe { Value::from_words(receive([w0, w1, w2, w3], false)) };
+    // SAFETY: we are the running greenlet; our Inner lives while we run.
+    let result = run_body(unsafe { &*me }, v);
+    // SAFETY: still us; after this, we are dead and our stack is left for good.
+    unsafe {
+        (*me).state.set(State::Dead);
+        if thread::recording() {
+            recorder::finish(me, outcome(&result));
+        }
+        // Whoever receives our last switch recycles our stack.
+        thread::set_pending();
+        let parent = (*me).parent.get();
+        deliver(me, parent, result);
+    }
+    // A dead greenlet is never resumed.
+    std::process::abort()
+}
+
+/// Runs an injected function and the body, catching every panic (nothing unwinds past the
+/// entry). A `GreenletExit` that escapes is turned into a value (rule 5).
+fn run_body(me: &Inner, arg: Value) -> Value {
+    debug_assert!(
+        !arg.is_thrown(),
+        "a panic is never delivered to an unstarted stack"
+    );
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        if let Some(f) = me.take_inject() {
+            thread::refresh_pending();
+            f();
+        }
+        // SAFETY: the body is only taken or replaced while the greenlet is dead or unstarted,
+        // never while it runs.
+        let body = unsafe { (*me.body.get()).as_mut() }.expect("greenlet without a body");
+        body(arg)
+    }));
+    match outcome {
+        Ok(v) => v,
+        Err(p) if p.is::<GreenletExit>() => Value::new(GreenletExit),
+        Err(p) => Value::thrown(p),
+    }
+}
+
+/// Throws `payload` into `target` from the running greenlet (rule 4).
+///
+/// # Safety
+/// `target` is a live greenlet of this thread.
+pub(crate) unsafe fn throw_raw(target: *const Inner, payload: Payload) -> Value {
+    // SAFETY: forwarded from the caller.
+    let v = if unsafe { (*target).state.get() } == State::Dead && payload.is::<GreenletExit>() {
+        // Killing a dead greenlet is a plain return of GreenletExit (Python's rule).
+        Value::new(GreenletExit)
+    } else {
+        Value::thrown(payload)
+    };
+    let current = thread::current();
+    // SAFETY: `current` runs; `target` is live.
+    unthrow(unsafe { deliver(current, target, v) })
+}
+
+/// A received value, or the received panic resumed here.
+#[inline(always)]
+pub(crate) fn unthrow(v: Value) -> Value {
+    if v.is_thrown() {
+        let [w0, w1, w2] = v.into_words();
+        // SAFETY: the words of a thrown value, used once.
+        unsafe { raise(w0, w1, w2) }
+    }
+    v
+}
+
+/// Resumes the panic a thrown value carries. Takes scalar words: a `Value` argument would be
+/// passed through memory and keep every received value out of registers.
+///
+/// # Safety
+/// The words are one thrown value, used once.
+#[cold]
+#[inline(never)]
+unsafe fn raise(w0: usize, w1: usize, w2: usize) -> ! {
+    // SAFETY: forwarded from the caller.
+    let v = unsafe { Value::from_words([w0, w1, w2]) };
+    match v.into_thrown() {
+        Ok(p) => panic::resume_unwind(p),
+        Err(_) => unreachable!("checked by the caller"),
+    }
+}
