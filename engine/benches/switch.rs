@@ -1,7 +1,8 @@
 //! Switch and spawn costs, greenlet side by side with corosensei in the same run.
 //!
 //! - `switch/round_trip`: root → child → root (two switches). Halve for ns per switch.
-//! - `spawn/*`: create + first switch + finish + drop.
+//! - `spawn/*`: create + first switch + finish + drop, with the thread's stack pool (greenlet),
+//!   a stack reused by hand (corosensei), and without either.
 //!
 //! Run with `cargo bench -p greenlet --bench switch`.
 
@@ -67,12 +68,43 @@ fn switch(c: &mut Criterion) {
     group.finish();
 }
 
+/// Stack sizes used by the pool-bypassing spawn bench and nowhere else, so that the pool holds
+/// no stack of `BYPASS_STACK` bytes.
+const BYPASS_STACK: usize = 20 << 10;
+const BYPASS_FILLER_STACK: usize = 24 << 10;
+
 fn spawn(c: &mut Criterion) {
     let mut group = c.benchmark_group("spawn");
 
     group.bench_function("pooled/greenlet", |b| {
         b.iter(|| {
             let g = Greenlet::new(|v| v);
+            black_box(g.switch(1usize));
+        });
+    });
+
+    // The same without the per-thread pool of stacks that keep their pages: the pool is
+    // filled with stacks of another size first, so each spawn takes a slot from its chunk
+    // (guard already installed, pages faulted in again) and each death gives it back with
+    // MADV_DONTNEED. The honest counterpart of corosensei's fresh stack below, which maps,
+    // guards and unmaps a stack each time.
+    group.bench_function("bypassed_pool/greenlet", |b| {
+        let fillers: Vec<Greenlet> = (0..64)
+            .map(|_| {
+                Greenlet::builder()
+                    .stack_size(BYPASS_FILLER_STACK)
+                    .spawn(|v| v)
+                    .unwrap()
+            })
+            .collect();
+        for f in &fillers {
+            f.switch(());
+        }
+        b.iter(|| {
+            let g = Greenlet::builder()
+                .stack_size(BYPASS_STACK)
+                .spawn(|v| v)
+                .unwrap();
             black_box(g.switch(1usize));
         });
     });
