@@ -6,6 +6,7 @@
 //! The only dependency is `clap`: this crate is compiled before anything else
 //! on a fresh machine, so every extra crate delays the first check.
 
+mod bench;
 mod ci;
 mod cmd;
 mod job;
@@ -26,7 +27,7 @@ pub type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 #[command(
     name = "xtask",
     bin_name = "cargo xtask",
-    about = "Project automation: CI checks, machine setup and the main job"
+    about = "Project automation: CI checks, benchmarks, machine setup and the main job"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,6 +37,8 @@ struct Cli {
 /// The tasks `cargo xtask` can run.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the benchmarks (greenlet beside corosensei) and print one table.
+    Bench(bench::BenchArgs),
     /// Run every check and test, exactly as CI does (fail-fast, timed).
     Ci(ci::CiArgs),
     /// Run the main job (today: the seed example in release mode).
@@ -47,6 +50,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Bench(args) => bench::run(&args),
         Command::Ci(args) => ci::run(&args),
         Command::Run => job::run(),
         Command::Setup => setup::run(),

@@ -55,6 +55,10 @@ pub const APT_PACKAGES: &[Requirement] = &[
         "qemu-user",
         "ci step `aarch64` (qemu-aarch64 runs the aarch64 test binaries, see .cargo/config.toml)",
     ),
+    Requirement::new(
+        "valgrind",
+        "`cargo xtask bench` (callgrind counts instructions per switch)",
+    ),
 ];
 
 /// Lets apt-get wait for another apt or dpkg run (e.g. unattended upgrades on
