@@ -285,49 +285,69 @@ fn hot() -> &'static Hot {
 struct Hot {
     /// Stacks in `stacks[..len]`.
     len: Cell<usize>,
+    /// How many stacks `put` may pool: `HOT_CAPACITY`, or 0 once closed (one compare on the
+    /// fast path covers both).
+    limit: Cell<usize>,
     /// The thread's registry is gone (thread exit): stacks go straight back to their chunks.
     closed: Cell<bool>,
     stacks: UnsafeCell<[MaybeUninit<Stack>; HOT_CAPACITY]>,
 }
 
 impl Hot {
-    /// Takes a pooled stack of `size` usable bytes, the most recently freed first.
+    fn slots(&self) -> *mut MaybeUninit<Stack> {
+        self.stacks.get().cast()
+    }
+
+    /// Takes a pooled stack of `size` usable bytes, the most recently freed first. The fast
+    /// path looks at the last one only: a thread's greenlets mostly share one stack size.
     #[inline(always)]
     fn take(&self, size: usize) -> Option<Stack> {
         let n = self.len.get();
-        let stacks = self.stacks.get().cast::<MaybeUninit<Stack>>();
-        let mut i = n;
-        while i > 0 {
-            i -= 1;
-            // SAFETY: entries below `len` are initialised; get/recycle never re-enter each
-            // other on one thread (nothing here calls out), so no other reference exists.
-            let found = unsafe { (*stacks.add(i)).assume_init_ref().size } == size;
-            if found {
-                // SAFETY: as above; entry `i` is moved out, then the last entry (if another)
-                // is moved into its place, so `stacks[..n - 1]` is initialised again.
-                unsafe {
-                    let s = stacks.add(i).read().assume_init();
-                    if i != n - 1 {
-                        stacks.add(i).write(stacks.add(n - 1).read());
-                    }
-                    self.len.set(n - 1);
-                    return Some(s);
-                }
-            }
+        if n == 0 {
+            return None;
         }
-        None
+        // SAFETY: entries below `len` are initialised, and nothing else refers to the array
+        // while this runs (get and recycle never call out, so they cannot re-enter).
+        let last = unsafe { self.slots().add(n - 1) };
+        // SAFETY: as above.
+        if unsafe { (*last).assume_init_ref().size } != size {
+            return self.take_other(size);
+        }
+        self.len.set(n - 1);
+        // SAFETY: as above; the entry leaves the pool (`len` no longer covers it).
+        Some(unsafe { last.read().assume_init() })
+    }
+
+    /// `take` when the last pooled stack has another size.
+    #[cold]
+    #[inline(never)]
+    fn take_other(&self, size: usize) -> Option<Stack> {
+        let n = self.len.get();
+        let stacks = self.slots();
+        // SAFETY: entries below `len` are initialised (see `take`).
+        let i = (0..n)
+            .rev()
+            .find(|&i| unsafe { (*stacks.add(i)).assume_init_ref().size } == size)?;
+        // SAFETY: entry `i` is moved out, then the last entry is moved into its place, so
+        // `stacks[..n - 1]` is initialised again.
+        unsafe {
+            let s = stacks.add(i).read().assume_init();
+            stacks.add(i).write(stacks.add(n - 1).read());
+            self.len.set(n - 1);
+            Some(s)
+        }
     }
 
     /// Pools `stack`, or hands it back when the pool is full or closed.
     #[inline(always)]
     fn put(&self, stack: Stack) -> Result<(), Stack> {
         let n = self.len.get();
-        if n == HOT_CAPACITY || self.closed.get() {
+        if n >= self.limit.get() {
             return Err(stack);
         }
-        // SAFETY: `n` is below the capacity and entry `n` is free; no other reference to the
-        // array exists (see `take`).
-        unsafe { (*self.stacks.get())[n].write(stack) };
+        // SAFETY: `n < limit <= HOT_CAPACITY`, so entry `n` is in the array and free; nothing
+        // else refers to the array (see `take`).
+        unsafe { self.slots().add(n).write(MaybeUninit::new(stack)) };
         self.len.set(n + 1);
         Ok(())
     }
@@ -335,8 +355,9 @@ impl Hot {
     /// Closes the pool for good and returns the stacks it held.
     fn close(&self) -> Vec<Stack> {
         self.closed.set(true);
+        self.limit.set(0);
         let n = self.len.replace(0);
-        let stacks = self.stacks.get().cast::<MaybeUninit<Stack>>();
+        let stacks = self.slots();
         // SAFETY: entries below the old `len` are initialised, and each is moved out once.
         (0..n)
             .map(|i| unsafe { stacks.add(i).read().assume_init() })
@@ -349,6 +370,7 @@ thread_local! {
     static HOT: Hot = const {
         Hot {
             len: Cell::new(0),
+            limit: Cell::new(HOT_CAPACITY),
             closed: Cell::new(false),
             stacks: UnsafeCell::new([const { MaybeUninit::uninit() }; HOT_CAPACITY]),
         }
