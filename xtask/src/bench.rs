@@ -61,7 +61,7 @@ pub fn run(args: &BenchArgs) -> Result {
         }
     };
 
-    let criterion_dir = cmd::workspace_root().join("target/criterion");
+    let criterion_dir = criterion_dir();
     let median = |(group, bench): (&str, &str)| -> Option<f64> {
         let path = criterion_dir
             .join(group)
@@ -150,6 +150,16 @@ pub fn run(args: &BenchArgs) -> Result {
     println!();
     print!("{}", table.render());
     Ok(())
+}
+
+/// Where criterion writes its results: `$CRITERION_HOME`, else `criterion` in the cargo
+/// target directory.
+fn criterion_dir() -> std::path::PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return cmd::workspace_root().join(home);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into());
+    cmd::workspace_root().join(target).join("criterion")
 }
 
 /// Instruction counts per switch, or why there is none.
