@@ -45,3 +45,25 @@ fn greenlet_started_without_handles_is_killed_when_it_switches_away() {
         "p, suspended with no handle, is killed as soon as it has switched away"
     );
 }
+
+/// Rule 8 and 13: a [`Value`] can hold any `'static` type, `Rc` and `RefCell` included, so it
+/// must be neither `Send` nor `Sync`, like `Greenlet`. It is both: its fields (two words of
+/// storage and a `&'static` table of function pointers) are, and nothing opts out. So safe code
+/// can send a value holding an `Rc` to another thread while this thread keeps a clone of the
+/// `Rc`, and both threads then update the same reference count without synchronisation
+/// (undefined behaviour); see `tests/ui/value_not_send.rs` and `value_not_sync.rs`, which
+/// compile today.
+///
+/// A fix: a `PhantomData<*const ()>` field in `Value` (or in its `VTable`, which makes
+/// `&'static VTable` neither `Send` nor `Sync`).
+#[test]
+#[ignore = "engine bug: Value is Send and Sync although it may hold an Rc (unsound)"]
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    ignore = "compile-time property, checked by the x86_64 run"
+)]
+fn value_is_neither_send_nor_sync() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/value_not_send.rs");
+    t.compile_fail("tests/ui/value_not_sync.rs");
+}
