@@ -4,6 +4,7 @@
  *
  * In:  x0 = where to store the suspended context's stack pointer
  *      x1 = stack pointer of the context to resume
+ *      x9 = the resumed stack's link slot (see below)
  *      x2-x5 = four words handed to the resumed context, which finds them in
  *              the same registers (the value and the sender: no memory
  *              traffic for the message)
@@ -13,11 +14,11 @@
  * 16-byte aligned at every instruction, as AArch64 faults on a misaligned sp
  * used as a base register):
  *
- *     sp + 24  saved x29           frame pointer of the suspended function
- *     sp + 16  saved x19           LLVM reserves x19, so asm! cannot list it
+ *     sp + 24  resume address      \ together a frame record (x29, x30) as
+ *     sp + 16  saved x29           / AAPCS64 lays them out, at sp + 16
  *     sp +  8  0                   padding to 16 bytes (the entry function
  *                                  of a new stack, see trampoline.s)
- *     sp +  0  resume address      label 2 below, or the entry trampoline
+ *     sp +  0  saved x19           LLVM reserves x19, so asm! cannot list it
  *
  * Registers (AAPCS64 callee-saved: x19-x29, sp, lr as the return address,
  * and the low 64 bits d8-d15 of v8-v15):
@@ -62,16 +63,25 @@
  * unbalanced for the caller's own returns afterwards. Nothing here uses `bl`
  * either, so the return stack is left exactly as the caller had it.
  *
+ * Link slot: before leaving, we store the address of our frame record
+ * (sp + 16) in the resumed stack's link slot, the word just below its top (a
+ * root's slot is a dummy). The entry trampoline's frame record and CFI
+ * (trampoline.s) read it, so that frame-pointer walks and DWARF unwinders
+ * continue from a greenlet's outermost frame into the frames of the context
+ * that last switched into it, down to main.
+ *
  * The target is built without branch protection (BTI/PAC), so the resume
  * labels need no landing pad and the stored resume address is unsigned.
  */
     adr x16, 2f
-    stp x16, xzr, [sp, #-32]!
-    stp x19, x29, [sp, #16]
+    stp x29, x16, [sp, #-16]!
+    stp x19, xzr, [sp, #-16]!
     mov x16, sp
     str x16, [x0]
-    ldp x16, x17, [x1]
-    ldp x19, x29, [x1, #16]
+    add x17, x16, #16
+    str x17, [x9]
+    ldp x19, x17, [x1]
+    ldp x29, x16, [x1, #16]
     add sp, x1, #32
     br x16
 2:

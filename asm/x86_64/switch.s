@@ -4,6 +4,7 @@
  *
  * In:  rdi = where to store the suspended context's stack pointer
  *      rsi = stack pointer of the context to resume
+ *      r10 = the resumed stack's link slot (see below)
  *      rdx, rcx, r8, r9 = four words handed to the resumed context, which
  *           finds them in the same registers (the value and the sender:
  *           no memory traffic for the message)
@@ -11,9 +12,10 @@
  *
  * Stack of a suspended greenlet (grows down; `sp` is what rdi received):
  *
- *     sp + 16  saved rbp           frame pointer of the suspended function
- *     sp +  8  saved rbx           LLVM reserves rbx, so asm! cannot list it as clobbered
- *     sp +  0  resume address      label 2 below, or the entry trampoline for a new stack
+ *     sp + 16  resume address      label 2 below, or the entry trampoline
+ *     sp +  8  saved rbp           \ together a frame record (rbp, return
+ *                                   / address), as a `call` + `push rbp` make
+ *     sp +  0  saved rbx           LLVM reserves rbx, so asm! cannot list it
  *
  * Registers:
  *   - rbx and rbp are pushed here because Rust's asm! cannot declare them
@@ -28,6 +30,14 @@
  *     its floating-point control state, as with corosensei and Python's
  *     greenlet (see engine/src/arch/x86_64.rs for the measured cost).
  *
+ * Link slot: before leaving, we store the address of our frame record
+ * (sp + 8) in the resumed stack's link slot, the word just below its top (a
+ * root's slot is a dummy). The entry trampoline's frame record and its CFI
+ * (trampoline.s) read it, so that a frame-pointer walk, a DWARF unwinder
+ * (std::backtrace, a panic's backtrace, gdb) continue from a greenlet's
+ * outermost frame into the frames of the context that last switched into
+ * it, down to main. One store per switch buys debuggable stacks.
+ *
  * Return-address prediction: the switch neither calls nor returns. The
  * resume address is popped and reached with an indirect `jmp`, which the
  * indirect branch predictor learns for regular switch patterns (ping-pong,
@@ -35,14 +45,16 @@
  * some other context's `call`, mispredict on every switch, and leave the
  * buffer unbalanced for the caller's own returns afterwards.
  */
-    push rbp
-    push rbx
     lea rax, [rip + 2f]
     push rax
+    push rbp
+    push rbx
     mov [rdi], rsp
+    lea rax, [rsp + 8]
+    mov [r10], rax
     mov rsp, rsi
+    pop rbx
+    pop rbp
     pop rax
     jmp rax
 2:
-    pop rbx
-    pop rbp

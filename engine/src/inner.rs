@@ -55,6 +55,11 @@ pub(crate) struct Inner {
     stack: UnsafeCell<Option<Stack>>,
     /// None for a root.
     pub(crate) body: UnsafeCell<Option<Body>>,
+    /// Where a switch into this greenlet records the switcher's frame record, so unwinders
+    /// cross stacks (see `asm/*/trampoline.s`): its stack's link slot, or `link_dummy`.
+    pub(crate) link: Cell<*mut usize>,
+    /// The link slot of a greenlet without a stack of its own (a root).
+    link_dummy: UnsafeCell<usize>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -66,13 +71,16 @@ fn next_id() -> u64 {
 impl Inner {
     /// A thread's root greenlet, already running, with one reference (the thread's).
     pub(crate) fn new_root() -> *const Inner {
-        Box::into_raw(Box::new(Inner::new(
+        let p = Box::into_raw(Box::new(Inner::new(
             State::Running,
             ptr::null(),
             Some("main".into()),
             0,
             None,
-        )))
+        )));
+        // SAFETY: just made; the box never moves, so the dummy's address stays valid.
+        unsafe { (*p).link.set((*p).link_dummy.get()) };
+        p
     }
 
     /// A greenlet with one handle, no stack yet.
@@ -95,6 +103,8 @@ impl Inner {
             stack_size,
             stack: UnsafeCell::new(None),
             body: UnsafeCell::new(body),
+            link: Cell::new(ptr::null_mut()),
+            link_dummy: UnsafeCell::new(0),
         }
     }
 
@@ -151,6 +161,7 @@ impl Inner {
         // the stack is stored in this greenlet, which outlives every switch into it.
         let sp = unsafe { arch::init_stack(stack.top(), entry, self as *const Inner as usize) };
         self.sp.set(sp);
+        self.link.set(arch::link_slot(stack.top()));
         // SAFETY: the stack slot is only touched by the thread that owns this greenlet, and
         // never while the greenlet runs on it (it is unstarted or dead here).
         unsafe { *self.stack.get() = Some(stack) };

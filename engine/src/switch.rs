@@ -109,7 +109,14 @@ pub(crate) unsafe fn switch_to_words(
     thread::set_current(target);
     // SAFETY: `tgt.sp` is a context saved by `arch::switch` or made by `init_stack` on the
     // target's stack, which is mapped (it is unstarted or suspended).
-    let words = unsafe { arch::switch(cur.sp.as_ptr(), tgt.sp.get(), pack(v, current)) };
+    let words = unsafe {
+        arch::switch(
+            cur.sp.as_ptr(),
+            tgt.sp.get(),
+            tgt.link.get(),
+            pack(v, current),
+        )
+    };
     // We run again: someone switched to us and set us current.
     // SAFETY: the words were packed by the switch that resumed us.
     unsafe { receive(words, true) }
@@ -267,6 +274,7 @@ pub(crate) unsafe fn probe(sentinel: *const Inner, target: *const Inner, req: Pr
         arch::switch(
             cur.sp.as_ptr(),
             tgt.sp.get(),
+            tgt.link.get(),
             pack(Value::new(req), sentinel),
         )
     };

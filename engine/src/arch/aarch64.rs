@@ -15,11 +15,19 @@ use core::arch::{asm, naked_asm};
 /// whose stack pointer is `target_sp`, which receives `words`. Returns the words handed over by
 /// whichever context later resumes this one.
 ///
+/// `link` is the target stack's link slot (see [`init_stack`]), which receives the address of
+/// this context's frame record so that unwinders cross from the target's stack into ours.
+///
 /// # Safety
-/// `save_sp` must be writable; `target_sp` must be a context saved by this function or made by
-/// [`init_stack`] on a stack that is still mapped, and not resumed since.
+/// `save_sp` and `link` must be writable; `target_sp` must be a context saved by this
+/// function or made by [`init_stack`] on a stack that is still mapped, and not resumed since.
 #[inline(always)]
-pub(crate) unsafe fn switch(save_sp: *mut *mut u8, target_sp: *mut u8, words: Words) -> Words {
+pub(crate) unsafe fn switch(
+    save_sp: *mut *mut u8,
+    target_sp: *mut u8,
+    link: *mut usize,
+    words: Words,
+) -> Words {
     let (out_0, out_1, out_2, out_3): (usize, usize, usize, usize);
     // SAFETY: the caller guarantees both contexts are valid. The block saves x19/x29 itself,
     // declares every other register it (or the resumed context) may change as clobbered
@@ -32,6 +40,7 @@ pub(crate) unsafe fn switch(save_sp: *mut *mut u8, target_sp: *mut u8, words: Wo
             include_str!("../../../asm/aarch64/switch.s"),
             in("x0") save_sp,
             in("x1") target_sp,
+            in("x9") link,
             inout("x2") words[0] => out_0,
             inout("x3") words[1] => out_1,
             inout("x4") words[2] => out_2,
@@ -62,19 +71,33 @@ unsafe extern "C" fn trampoline() -> ! {
 /// the words of that switch.
 ///
 /// # Safety
-/// `top` must be 16-byte aligned with at least 32 writable bytes below it, on a stack that
+/// `top` must be 16-byte aligned with at least 48 writable bytes below it, on a stack that
 /// stays mapped for as long as the context may run.
 pub(crate) unsafe fn init_stack(top: *mut u8, entry: EntryFn, data: usize) -> *mut u8 {
     debug_assert_eq!(top as usize % super::STACK_ALIGN, 0);
     let top = top.cast::<usize>();
-    // SAFETY: the caller guarantees 32 writable bytes below `top`; layout in trampoline.s.
+    let tramp = trampoline as *const () as usize;
+    // SAFETY: the caller guarantees 48 writable bytes below `top`; layout in trampoline.s.
     unsafe {
-        top.sub(1).write(0);
-        top.sub(2).write(data);
-        top.sub(3).write(entry as *const () as usize);
-        top.sub(4).write(trampoline as *const () as usize);
-        top.sub(4).cast()
+        // A return address inside the trampoline (a walker looks up `address - 1`).
+        top.sub(1).write(tramp + 4);
+        top.sub(2).write(0);
+        top.sub(3).write(tramp);
+        top.sub(4).write(0);
+        top.sub(5).write(entry as *const () as usize);
+        top.sub(6).write(data);
+        top.sub(6).cast()
     }
+}
+
+/// Where a switch into the stack whose top is `top` records the switcher's frame record.
+pub(crate) fn link_slot(top: *mut u8) -> *mut usize {
+    top.cast::<usize>().wrapping_sub(2)
+}
+
+/// The entry trampoline's address: the bottom frame of every greenlet stack.
+pub(crate) fn trampoline_address() -> usize {
+    trampoline as *const () as usize
 }
 
 #[cfg(test)]
@@ -90,6 +113,10 @@ mod tests {
     struct Pair {
         main_sp: *mut u8,
         co_sp: *mut u8,
+        /// The main context's link slot (a dummy: it runs on the test thread's stack).
+        main_link: usize,
+        /// The new stack's link slot.
+        co_link: *mut usize,
     }
 
     /// What the new context saw on arrival in its entry function.
@@ -146,7 +173,12 @@ mod tests {
         let pair = data as *mut Pair;
         // SAFETY: `data` is the test's live Pair; the main context is suspended in `switch`.
         unsafe {
-            switch(&raw mut (*pair).co_sp, (*pair).main_sp, [arg + 1, 0, 0, 0]);
+            switch(
+                &raw mut (*pair).co_sp,
+                (*pair).main_sp,
+                &raw mut (*pair).main_link,
+                [arg + 1, 0, 0, 0],
+            );
         }
         unreachable!("the test never resumes a finished probe")
     }
@@ -157,24 +189,42 @@ mod tests {
         let mut pair = Pair {
             main_sp: ptr::null_mut(),
             co_sp: ptr::null_mut(),
+            main_link: 0,
+            co_link: link_slot(stack.top()),
         };
         let data = &raw mut pair as usize;
         // SAFETY: the stack is mapped and 16-byte aligned at its top; `pair` outlives both
         // switches, and the new context switches back exactly once.
         let got = unsafe {
             pair.co_sp = init_stack(stack.top(), probing_entry, data);
-            switch(&raw mut pair.main_sp, pair.co_sp, [41, 0, 0, 0])
+            switch(
+                &raw mut pair.main_sp,
+                pair.co_sp,
+                pair.co_link,
+                [41, 0, 0, 0],
+            )
         };
         assert_eq!(got[0], 42);
         ARRIVAL.with(|a| {
             let a = a.borrow();
             assert_eq!((a.arg, a.data), (41, data));
-            assert_eq!(a.fp, 0, "x29 must be cleared so frame-pointer walks stop");
+            assert_eq!(
+                a.fp,
+                stack.top() as usize - 16,
+                "x29 points at the fake frame record below the top"
+            );
             assert_eq!(a.sp % 16, 0, "sp must stay 16-byte aligned");
             assert_eq!(
                 a.sp,
-                stack.top() as usize,
-                "the initial frame is popped entirely"
+                stack.top() as usize - 16,
+                "the initial frame is popped down to the fake frame record"
+            );
+            // SAFETY: the link slot is the word at top - 16 of the mapped stack.
+            let link = unsafe { *link_slot(stack.top()) };
+            assert_eq!(
+                link,
+                pair.main_sp as usize + 16,
+                "the switch in recorded the main context's frame record"
             );
             let tramp = trampoline as *const () as usize;
             assert!(
@@ -195,6 +245,7 @@ mod tests {
     unsafe fn switch_with_marks(
         save_sp: *mut *mut u8,
         target_sp: *mut u8,
+        link: *mut usize,
         arg: usize,
         marks: (usize, usize),
     ) -> (usize, (usize, usize)) {
@@ -212,6 +263,7 @@ mod tests {
                 "ldp x19, x29, [sp], #16",
                 in("x0") save_sp,
                 in("x1") target_sp,
+                in("x9") link,
                 inout("x2") arg => ret,
                 inout("x6") marks.0 => x19,
                 inout("x7") marks.1 => x29,
@@ -245,8 +297,15 @@ mod tests {
         let mut n = arg + 1;
         loop {
             // SAFETY: `data` is the test's live Pair; the main context is suspended.
-            let (next, seen) =
-                unsafe { switch_with_marks(&raw mut (*pair).co_sp, (*pair).main_sp, n, CO_MARKS) };
+            let (next, seen) = unsafe {
+                switch_with_marks(
+                    &raw mut (*pair).co_sp,
+                    (*pair).main_sp,
+                    &raw mut (*pair).main_link,
+                    n,
+                    CO_MARKS,
+                )
+            };
             // A mismatch is reported through the value: panicking here cannot unwind anywhere.
             n = if seen == CO_MARKS {
                 next + 1
@@ -262,14 +321,23 @@ mod tests {
         let mut pair = Pair {
             main_sp: ptr::null_mut(),
             co_sp: ptr::null_mut(),
+            main_link: 0,
+            co_link: link_slot(stack.top()),
         };
         // SAFETY: the stack is mapped and aligned at its top; `pair` outlives every switch.
         unsafe { pair.co_sp = init_stack(stack.top(), marking_entry, &raw mut pair as usize) };
         let mut n = 0;
         for round in 0..ROUNDS {
             // SAFETY: the new context is suspended (or unstarted) at `pair.co_sp`.
-            let (got, seen) =
-                unsafe { switch_with_marks(&raw mut pair.main_sp, pair.co_sp, n, MAIN_MARKS) };
+            let (got, seen) = unsafe {
+                switch_with_marks(
+                    &raw mut pair.main_sp,
+                    pair.co_sp,
+                    pair.co_link,
+                    n,
+                    MAIN_MARKS,
+                )
+            };
             assert_eq!(seen, MAIN_MARKS, "round {round}");
             assert_eq!(got, n + 1, "round {round}: the other side saw wrong marks");
             n = got;
@@ -282,7 +350,7 @@ mod tests {
     #[test]
     fn values_live_across_switches_survive_on_both_sides() {
         #[inline(never)]
-        fn churn(seed: u64, sp: (*mut *mut u8, *mut u8)) -> (u64, f64) {
+        fn churn(seed: u64, sp: (*mut *mut u8, *mut u8, *mut usize)) -> (u64, f64) {
             let mut i = [0u64; 10];
             let mut f = [0f64; 10];
             for k in 0..10 {
@@ -290,7 +358,7 @@ mod tests {
                 f[k] = seed as f64 * (k as f64 + 0.5);
             }
             // SAFETY: the caller passes a valid pair of contexts.
-            unsafe { switch(sp.0, sp.1, [seed as usize, 0, 0, 0]) };
+            unsafe { switch(sp.0, sp.1, sp.2, [seed as usize, 0, 0, 0]) };
             let mut si = 0u64;
             let mut sf = 0f64;
             for k in 0..10 {
@@ -311,10 +379,26 @@ mod tests {
             let mut bad = 0usize;
             for seed in 1000.. {
                 // SAFETY: the main context is suspended at `main_sp`; `pair` is live.
-                let r = unsafe { churn(seed, (&raw mut (*pair).co_sp, (*pair).main_sp)) };
+                let r = unsafe {
+                    churn(
+                        seed,
+                        (
+                            &raw mut (*pair).co_sp,
+                            (*pair).main_sp,
+                            &raw mut (*pair).main_link,
+                        ),
+                    )
+                };
                 bad += usize::from(r != (0, 0.0));
                 // SAFETY: as above.
-                unsafe { switch(&raw mut (*pair).co_sp, (*pair).main_sp, [bad, 0, 0, 0]) };
+                unsafe {
+                    switch(
+                        &raw mut (*pair).co_sp,
+                        (*pair).main_sp,
+                        &raw mut (*pair).main_link,
+                        [bad, 0, 0, 0],
+                    )
+                };
             }
             unreachable!()
         }
@@ -323,16 +407,18 @@ mod tests {
         let mut pair = Pair {
             main_sp: ptr::null_mut(),
             co_sp: ptr::null_mut(),
+            main_link: 0,
+            co_link: link_slot(stack.top()),
         };
         // SAFETY: as in the tests above.
         unsafe { pair.co_sp = init_stack(stack.top(), churning_entry, &raw mut pair as usize) };
         for seed in 1..=ROUNDS as u64 {
             let p = &raw mut pair;
             // SAFETY: the other context is unstarted or suspended at `co_sp`.
-            let r = unsafe { churn(seed, (&raw mut (*p).main_sp, (*p).co_sp)) };
+            let r = unsafe { churn(seed, (&raw mut (*p).main_sp, (*p).co_sp, (*p).co_link)) };
             assert_eq!(r, (0, 0.0), "main side, seed {seed}");
             // SAFETY: as above; it answers with its count of corrupted rounds.
-            let bad = unsafe { switch(&raw mut pair.main_sp, pair.co_sp, [0; 4]) }[0];
+            let bad = unsafe { switch(&raw mut pair.main_sp, pair.co_sp, pair.co_link, [0; 4]) }[0];
             assert_eq!(bad, 0, "other side, seed {seed}");
         }
         stack.recycle();

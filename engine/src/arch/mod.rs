@@ -13,12 +13,12 @@
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
-pub(crate) use x86_64::{init_stack, switch};
+pub(crate) use x86_64::{init_stack, link_slot, switch, trampoline_address};
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 #[cfg(target_arch = "aarch64")]
-pub(crate) use aarch64::{init_stack, switch};
+pub(crate) use aarch64::{init_stack, link_slot, switch, trampoline_address};
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 compile_error!("greenlet supports x86_64 and aarch64 only for now (wasm32 is planned)");

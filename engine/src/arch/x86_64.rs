@@ -16,11 +16,19 @@ use core::arch::{asm, naked_asm};
 /// whose stack pointer is `target_sp`, which receives `words`. Returns the words handed over by
 /// whichever context later resumes this one.
 ///
+/// `link` is the target stack's link slot (see [`init_stack`]), which receives the address of
+/// this context's frame record so that unwinders cross from the target's stack into ours.
+///
 /// # Safety
-/// `save_sp` must be writable; `target_sp` must be a context saved by this function or made by
-/// [`init_stack`] on a stack that is still mapped, and not resumed since.
+/// `save_sp` and `link` must be writable; `target_sp` must be a context saved by this
+/// function or made by [`init_stack`] on a stack that is still mapped, and not resumed since.
 #[inline(always)]
-pub(crate) unsafe fn switch(save_sp: *mut *mut u8, target_sp: *mut u8, words: Words) -> Words {
+pub(crate) unsafe fn switch(
+    save_sp: *mut *mut u8,
+    target_sp: *mut u8,
+    link: *mut usize,
+    words: Words,
+) -> Words {
     let (out_0, out_1, out_2, out_3): (usize, usize, usize, usize);
     // SAFETY: the caller guarantees both contexts are valid. The block saves rbx/rbp itself,
     // declares every other register it (or the resumed context) may change as clobbered, and
@@ -32,6 +40,7 @@ pub(crate) unsafe fn switch(save_sp: *mut *mut u8, target_sp: *mut u8, words: Wo
             include_str!("../../../asm/x86_64/switch.s"),
             in("rdi") save_sp,
             in("rsi") target_sp,
+            in("r10") link,
             inout("rdx") words[0] => out_0,
             inout("rcx") words[1] => out_1,
             inout("r8") words[2] => out_2,
@@ -56,19 +65,34 @@ unsafe extern "C" fn trampoline() -> ! {
 /// passed to [`switch`]. Switching to it calls `entry(w0, w1, w2, w3, data)` on this stack with
 /// the words of that switch.
 ///
+/// The stack's link slot is [`link_slot`]`(top)`: pass it to every [`switch`] into this stack.
+///
 /// # Safety
-/// `top` must be 16-byte aligned with at least 40 writable bytes below it, on a stack that
+/// `top` must be 16-byte aligned with at least 48 writable bytes below it, on a stack that
 /// stays mapped for as long as the context may run.
 pub(crate) unsafe fn init_stack(top: *mut u8, entry: EntryFn, data: usize) -> *mut u8 {
     debug_assert_eq!(top as usize % super::STACK_ALIGN, 0);
     let top = top.cast::<usize>();
-    // SAFETY: the caller guarantees 40 writable bytes below `top`; layout in trampoline.s.
+    let tramp = trampoline as *const () as usize;
+    // SAFETY: the caller guarantees 48 writable bytes below `top`; layout in trampoline.s.
     unsafe {
-        top.sub(1).write(0);
+        // A return address inside the trampoline (a walker looks up `address - 1`).
+        top.sub(1).write(tramp + 4);
         top.sub(2).write(0);
-        top.sub(3).write(data);
-        top.sub(4).write(entry as *const () as usize);
-        top.sub(5).write(trampoline as *const () as usize);
-        top.sub(5).cast()
+        top.sub(3).write(entry as *const () as usize);
+        top.sub(4).write(tramp);
+        top.sub(5).write(0);
+        top.sub(6).write(data);
+        top.sub(6).cast()
     }
+}
+
+/// Where a switch into the stack whose top is `top` records the switcher's frame record.
+pub(crate) fn link_slot(top: *mut u8) -> *mut usize {
+    top.cast::<usize>().wrapping_sub(2)
+}
+
+/// The entry trampoline's address: the bottom frame of every greenlet stack.
+pub(crate) fn trampoline_address() -> usize {
+    trampoline as *const () as usize
 }

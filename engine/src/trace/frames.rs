@@ -10,9 +10,15 @@ use std::collections::HashMap;
 use super::format::Frame;
 
 /// Return addresses of the running stack, innermost first.
+/// Stops at the greenlet's entry trampoline: beyond it, the unwinder follows the stack link
+/// into whichever context last switched in, which is not this greenlet's stack.
 pub(crate) fn capture() -> Vec<usize> {
+    let trampoline = crate::arch::trampoline_address();
     let mut ips = Vec::with_capacity(32);
     backtrace::trace(|frame| {
+        if frame.symbol_address() as usize == trampoline {
+            return false;
+        }
         ips.push(frame.ip() as usize);
         ips.len() < 256
     });
