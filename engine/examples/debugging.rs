@@ -60,7 +60,7 @@ fn walk_frame_pointers() {
         fp
     };
     for _ in 0..64 {
-        if fp == 0 || fp % 8 != 0 {
+        if fp == 0 || !fp.is_multiple_of(8) {
             break;
         }
         // SAFETY: with frame pointers forced, every record on the chain is a valid

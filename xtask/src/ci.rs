@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 
-use crate::{Result, cmd, setup};
+use crate::{Result, cmd, debugging, setup};
 
 /// Flags of `cargo xtask ci`; the defaults are what CI runs.
 #[derive(Debug, Args)]
@@ -39,6 +39,9 @@ pub enum Step {
     Test,
     /// The engine's tests cross-compiled for aarch64 Linux, run under qemu user emulation.
     Aarch64,
+    /// Frame-pointer walks across greenlet stacks (a build with frame pointers) and the
+    /// macOS assemble-only builds; see `debugging.rs`.
+    Debugging,
     /// Rustdoc, warnings (e.g. broken intra-doc links) denied.
     Doc,
     /// Runs every engine example; the seed example's output must match exactly.
@@ -47,12 +50,13 @@ pub enum Step {
 
 impl Step {
     /// All steps in execution order.
-    pub const ALL: [Step; 7] = [
+    pub const ALL: [Step; 8] = [
         Step::Setup,
         Step::Fmt,
         Step::Clippy,
         Step::Test,
         Step::Aarch64,
+        Step::Debugging,
         Step::Doc,
         Step::Examples,
     ];
@@ -66,6 +70,7 @@ impl Step {
             Step::Clippy => "clippy",
             Step::Test => "test",
             Step::Aarch64 => "aarch64",
+            Step::Debugging => "debugging",
             Step::Doc => "doc",
             Step::Examples => "examples",
         }
@@ -99,6 +104,7 @@ impl Step {
             Step::Doc => cmd::run(
                 cmd::cargo(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"),
             ),
+            Step::Debugging => debugging::run(),
             Step::Examples => run_examples(),
         }
     }
@@ -270,7 +276,10 @@ mod tests {
     fn plan_keeps_ci_order_and_setup_unless_skipped() {
         use Step::*;
         assert_eq!(plan(false, &[]), Step::ALL);
-        assert_eq!(plan(true, &[]), [Fmt, Clippy, Test, Aarch64, Doc, Examples]);
+        assert_eq!(
+            plan(true, &[]),
+            [Fmt, Clippy, Test, Aarch64, Debugging, Doc, Examples]
+        );
         assert_eq!(
             plan(false, &[Examples, Fmt, Examples]),
             [Setup, Fmt, Examples]

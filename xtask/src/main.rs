@@ -9,6 +9,7 @@
 mod bench;
 mod ci;
 mod cmd;
+mod debugging;
 mod job;
 mod setup;
 

@@ -35,10 +35,20 @@ pub const RUSTUP_COMPONENTS: &[Requirement] = &[
 ];
 
 /// Rustup targets besides the host, which every toolchain already has.
-pub const RUSTUP_TARGETS: &[Requirement] = &[Requirement::new(
-    "aarch64-unknown-linux-gnu",
-    "ci step `aarch64` (standard library for the cross-compiled engine tests)",
-)];
+pub const RUSTUP_TARGETS: &[Requirement] = &[
+    Requirement::new(
+        "aarch64-unknown-linux-gnu",
+        "ci step `aarch64` (standard library for the cross-compiled engine tests)",
+    ),
+    Requirement::new(
+        "aarch64-apple-darwin",
+        "ci step `debugging` (the engine's assembly must build for macOS on Apple silicon)",
+    ),
+    Requirement::new(
+        "x86_64-apple-darwin",
+        "ci step `debugging` (the engine's assembly must build for macOS on Intel)",
+    ),
+];
 
 /// Debian packages, installed with apt-get.
 pub const APT_PACKAGES: &[Requirement] = &[
@@ -54,6 +64,10 @@ pub const APT_PACKAGES: &[Requirement] = &[
     Requirement::new(
         "qemu-user",
         "ci step `aarch64` (qemu-aarch64 runs the aarch64 test binaries, see .cargo/config.toml)",
+    ),
+    Requirement::new(
+        "gdb",
+        "ci step `test` (engine/tests/unwinding.rs runs `bt` inside a greenlet)",
     ),
     Requirement::new(
         "valgrind",
