@@ -49,9 +49,10 @@ fn main() {
         ["chain", lib, n] => chain(lib, parse(n)),
         ["density", lib, n] => density(lib, parse(n)),
         ["pingpong", lib, n] => pingpong(lib, parse(n)),
+        ["spawn", lib, n] => spawn(lib, parse(n)),
         _ => {
             eprintln!(
-                "usage: figures [chain|density|pingpong ours|corosensei N] (no arguments: all)"
+                "usage: figures [chain|density|pingpong|spawn ours|corosensei N] (no arguments: all)"
             );
             std::process::exit(2);
         }
@@ -305,5 +306,31 @@ fn pingpong(lib: &str, n: usize) {
         _ => panic!("unknown library {lib}"),
     }
     // Teardown is the same for every n; leaving it out keeps the counts small.
+    std::process::exit(0);
+}
+
+/// N spawns with a pooled (or reused) stack, as `spawn/pooled` and `spawn/reused_stack` of
+/// the criterion bench.
+fn spawn(lib: &str, n: usize) {
+    match lib {
+        "ours" => {
+            for _ in 0..n {
+                let g = Greenlet::new(|v| v);
+                black_box(g.switch(1usize));
+            }
+        }
+        "corosensei" => {
+            let mut stack = Some(DefaultStack::new(1 << 20).expect("a stack"));
+            for _ in 0..n {
+                let mut co = Coroutine::with_stack(
+                    stack.take().expect("the stack"),
+                    |_: &Yielder<usize, ()>, v: usize| v,
+                );
+                black_box(co.resume(1));
+                stack = Some(co.into_stack());
+            }
+        }
+        _ => panic!("unknown library {lib}"),
+    }
     std::process::exit(0);
 }

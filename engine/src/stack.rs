@@ -72,21 +72,31 @@ const CHUNK_SPAN: usize = 128 << 20;
 /// Chunks kept per stack size when all their stacks are free.
 const EMPTY_CHUNKS_KEPT: usize = 1;
 
-/// The system page size, read once.
+/// The system page size (a power of two), read once.
+#[inline]
 pub(crate) fn page_size() -> usize {
     static PAGE: AtomicUsize = AtomicUsize::new(0);
-    let p = PAGE.load(Ordering::Relaxed);
-    if p != 0 {
-        return p;
+    #[cold]
+    fn read() -> usize {
+        // SAFETY: sysconf has no preconditions.
+        let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let p = if p > 0 && (p as usize).is_power_of_two() {
+            p as usize
+        } else {
+            4096
+        };
+        PAGE.store(p, Ordering::Relaxed);
+        p
     }
-    // SAFETY: sysconf has no preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let p = if p > 0 { p as usize } else { 4096 };
-    PAGE.store(p, Ordering::Relaxed);
-    p
+    match PAGE.load(Ordering::Relaxed) {
+        0 => read(),
+        p => p,
+    }
 }
 
 /// Rounds a requested usable size up to whole pages, or explains why it is refused.
+/// Called on every spawn: a mask, not a division (the page size is a power of two).
+#[inline]
 pub(crate) fn usable_size(requested: usize) -> Result<usize, Error> {
     if !(MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&requested) {
         return Err(Error::InvalidStackSize {
@@ -95,8 +105,8 @@ pub(crate) fn usable_size(requested: usize) -> Result<usize, Error> {
             max: MAX_STACK_SIZE,
         });
     }
-    let page = page_size();
-    Ok(requested.div_ceil(page) * page)
+    let mask = page_size() - 1;
+    Ok((requested + mask) & !mask)
 }
 
 /// One stack: a slot `[guard page][usable bytes ... top)` of a chunk.
@@ -198,7 +208,8 @@ impl Stack {
             libc::mincore(
                 r.start as *mut libc::c_void,
                 r.end - r.start,
-                resident.as_mut_ptr(),
+                // `unsigned char *` on Linux, `char *` on macOS.
+                resident.as_mut_ptr().cast(),
             )
         } == 0;
         if !ok {
@@ -428,7 +439,10 @@ impl Chunk {
         }
         // Failure is harmless (a kernel without transparent huge pages refuses the advice).
         // SAFETY: the range is the mapping just made.
-        unsafe { libc::madvise(base, len, libc::MADV_NOHUGEPAGE) };
+        #[cfg(target_os = "linux")]
+        unsafe {
+            libc::madvise(base, len, libc::MADV_NOHUGEPAGE)
+        };
         Ok(NonNull::from(Box::leak(Box::new(Chunk {
             base: base.cast(),
             size,

@@ -6,10 +6,10 @@
 //!   output.
 //! - `engine/benches/figures.rs` measures the chain and the density limit in child processes
 //!   and prints `@@key=value` lines.
-//! - Callgrind counts instructions per switch: the figures binary does N ping-pong round trips
-//!   for two values of N, and the difference of the totals over the extra switches is the
-//!   cost of one switch. Counts repeat from run to run where wall-clock time on a shared
-//!   machine does not.
+//! - Callgrind counts instructions per switch and per spawn: the figures binary does N
+//!   ping-pong round trips (or N spawns) for two values of N, and the difference of the totals
+//!   over the extra operations is the cost of one. Counts repeat from run to run where
+//!   wall-clock time on a shared machine does not.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -51,10 +51,16 @@ pub fn run(args: &BenchArgs) -> Result {
     let figures = parse_reports(&figures);
 
     let callgrind = match figures_executable() {
-        Ok(exe) => Some(Callgrind {
-            ours: instructions_per_switch(&exe, "ours"),
-            theirs: instructions_per_switch(&exe, "corosensei"),
-        }),
+        Ok(exe) => Some([
+            Callgrind {
+                ours: instructions_per(&exe, "pingpong", "ours", 2),
+                theirs: instructions_per(&exe, "pingpong", "corosensei", 2),
+            },
+            Callgrind {
+                ours: instructions_per(&exe, "spawn", "ours", 1),
+                theirs: instructions_per(&exe, "spawn", "corosensei", 1),
+            },
+        ]),
         Err(err) => {
             eprintln!("no callgrind counts: {err}");
             None
@@ -78,29 +84,19 @@ pub fn run(args: &BenchArgs) -> Result {
         median(SWITCH_THEIRS).map(|v| v / 2.0),
         2,
     );
-    match &callgrind {
-        Some(c) => table.row_text(
-            "switch: instructions per switch (callgrind)",
-            c.ours
-                .as_ref()
-                .map_or_else(|e| e.clone(), |v| format!("{v:.1}")),
-            c.theirs
-                .as_ref()
-                .map_or_else(|e| e.clone(), |v| format!("{v:.1}")),
-            ratio(c.ours.as_ref().ok(), c.theirs.as_ref().ok()),
-        ),
-        None => table.row_text(
-            "switch: instructions per switch (callgrind)",
-            "n/a".into(),
-            "n/a".into(),
-            "—".into(),
-        ),
-    }
+    table.callgrind_row(
+        "switch: instructions per switch (callgrind)",
+        callgrind.as_ref().map(|c| &c[0]),
+    );
     table.row(
         "spawn + first switch + finish + drop, ns: stack pool (corosensei: stack reused by hand)",
         median(SPAWN_OURS),
         median(SPAWN_THEIRS),
         1,
+    );
+    table.callgrind_row(
+        "spawn + first switch + finish + drop with the pool: instructions (callgrind)",
+        callgrind.as_ref().map(|c| &c[1]),
     );
     table.row(
         "spawn + first switch + finish + drop, ns: no pool (ours: slot from its chunk, pages \
@@ -214,13 +210,19 @@ fn executable_of(messages: &str, name: &str) -> Option<String> {
         })
 }
 
-/// Instructions per switch of `lib`, from two callgrind runs of the ping-pong.
-fn instructions_per_switch(exe: &str, lib: &str) -> std::result::Result<f64, String> {
+/// Instructions per operation of `lib` in figures mode `mode` (`pingpong`: a round trip is
+/// two switches; `spawn`: one spawn), from two callgrind runs.
+fn instructions_per(
+    exe: &str,
+    mode: &str,
+    lib: &str,
+    ops_per_iteration: u64,
+) -> std::result::Result<f64, String> {
     let mut counts = Vec::new();
     for n in CALLGRIND_N {
         let mut c = Command::new("valgrind");
         c.args(["--tool=callgrind", "--callgrind-out-file=/dev/null", exe])
-            .args(["pingpong", lib, &n.to_string()]);
+            .args([mode, lib, &n.to_string()]);
         println!("$ {}", cmd::display(&c));
         let out = c
             .output()
@@ -231,8 +233,8 @@ fn instructions_per_switch(exe: &str, lib: &str) -> std::result::Result<f64, Str
         }
         counts.push(collected(&stderr).ok_or("no instruction count in valgrind's output")?);
     }
-    let extra_switches = 2 * (CALLGRIND_N[1] - CALLGRIND_N[0]);
-    Ok((counts[1] as f64 - counts[0] as f64) / extra_switches as f64)
+    let extra = ops_per_iteration * (CALLGRIND_N[1] - CALLGRIND_N[0]);
+    Ok((counts[1] as f64 - counts[0] as f64) / extra as f64)
 }
 
 /// The total of callgrind's `==pid== Collected : N` line.
@@ -323,6 +325,22 @@ impl Table {
             show(theirs),
             ratio(ours.as_ref(), theirs.as_ref()),
         );
+    }
+
+    fn callgrind_row(&mut self, name: &str, counts: Option<&Callgrind>) {
+        let show = |r: &std::result::Result<f64, String>| match r {
+            Ok(v) => format!("{v:.1}"),
+            Err(e) => e.clone(),
+        };
+        match counts {
+            Some(c) => self.row_text(
+                name,
+                show(&c.ours),
+                show(&c.theirs),
+                ratio(c.ours.as_ref().ok(), c.theirs.as_ref().ok()),
+            ),
+            None => self.row_text(name, "n/a".into(), "n/a".into(), "—".into()),
+        }
     }
 
     fn row_text(&mut self, name: &str, ours: String, theirs: String, ratio: String) {
