@@ -1,0 +1,233 @@
+//! Stack bars: each greenlet's stack drawn to one common scale, with its guard page, the bytes
+//! in use, the high-water mark and the real addresses; below, the frames of suspended
+//! greenlets.
+
+use egui::{
+    Align2, FontId, Rect, RichText, Role, Sense, Stroke, StrokeKind, Ui, Vec2, WidgetInfo, pos2,
+};
+use greenlet::trace::{GreenletState, State};
+
+use super::style;
+use crate::model::TraceModel;
+
+const BAR_WIDTH: f32 = 30.0;
+const COLUMN_WIDTH: f32 = 172.0;
+/// The guard page is tiny next to a stack; it gets at least this many pixels to be seen.
+const MIN_GUARD_PX: f32 = 5.0;
+/// Frames listed under a bar before "… N more".
+const MAX_FRAMES: usize = 6;
+
+/// Draws every live greenlet's stack after event `step`, side by side.
+pub fn show(ui: &mut Ui, model: &TraceModel, step: usize) {
+    let states = model.snapshot(step);
+    let bar_height = (ui.available_height() - 24.0).clamp(60.0, 320.0);
+    egui::ScrollArea::horizontal()
+        .id_salt("stacks")
+        .auto_shrink([false, true])
+        .show(ui, |ui| {
+            ui.horizontal_top(|ui| {
+                for s in states {
+                    ui.vertical(|ui| {
+                        ui.set_width(COLUMN_WIDTH);
+                        column(ui, model, s, bar_height);
+                    });
+                    ui.separator();
+                }
+            });
+        });
+}
+
+/// One greenlet's column: its name, then the bar beside its numbers and frames.
+fn column(ui: &mut Ui, model: &TraceModel, s: &GreenletState, bar_height: f32) {
+    let name = model.label(s.id);
+    ui.label(
+        RichText::new(style::truncate(name, 18))
+            .strong()
+            .color(style::state_colour(s.state)),
+    );
+    ui.horizontal_top(|ui| {
+        if s.stack.is_some() {
+            bar(ui, model, s, bar_height);
+        }
+        ui.vertical(|ui| {
+            ui.spacing_mut().item_spacing.y = 1.0;
+            numbers(ui, model, s);
+            frames(ui, model, s);
+        });
+    });
+}
+
+/// Size, use, high-water mark and addresses, or why there is no bar.
+fn numbers(ui: &mut Ui, model: &TraceModel, s: &GreenletState) {
+    let Some(stack) = s.stack else {
+        let root = model.lane(s.id).is_some_and(|l| l.root);
+        ui.small(if root {
+            "runs on the thread's own stack"
+        } else if s.state == State::Dead {
+            "dead: its stack is released"
+        } else {
+            "no stack"
+        });
+        return;
+    };
+    ui.small(format!("size {}", style::bytes(stack.len())));
+    ui.small(
+        RichText::new(format!("in use {}", style::bytes(s.stack_used)))
+            .color(style::state_colour(s.state)),
+    );
+    ui.small(
+        RichText::new(format!("peak {}", style::bytes(s.stack_high_water)))
+            .color(style::HIGH_WATER),
+    );
+    if let Some(sp) = s.sp {
+        ui.small(RichText::new(format!("sp   {}", style::hex(sp))).monospace());
+    }
+    ui.small(RichText::new(format!("top  {}", style::hex(stack.end))).monospace());
+    ui.small(RichText::new(format!("base {}", style::hex(stack.start))).monospace());
+    if let Some(guard) = s.guard {
+        ui.small(
+            RichText::new(format!("guard {} below", style::bytes(guard.len()))).color(style::GUARD),
+        )
+        .on_hover_text(format!(
+            "guard page {}..{}: touching it is a stack overflow",
+            style::hex(guard.start),
+            style::hex(guard.end)
+        ));
+    }
+}
+
+/// The bar: guard page at the bottom, the stack above it, filled from the top (stacks grow
+/// down) as far as in use, with a line at the high-water mark.
+fn bar(ui: &mut Ui, model: &TraceModel, s: &GreenletState, bar_height: f32) {
+    let (Some(stack), guard) = (s.stack, s.guard) else {
+        return;
+    };
+    let guard_len = guard.map_or(0, |g| g.len());
+    // One scale for every bar: the largest stack (plus a guard page) fills the height.
+    let largest = (model.largest_stack().max(stack.len()) + guard_len).max(1) as f32;
+    let scale = bar_height / largest;
+    let stack_px = (stack.len() as f32 * scale).max(20.0);
+    let guard_px = if guard.is_some() {
+        (guard_len as f32 * scale).max(MIN_GUARD_PX)
+    } else {
+        0.0
+    };
+    let (rect, response) = ui.allocate_exact_size(Vec2::new(BAR_WIDTH, bar_height), Sense::hover());
+    let painter = ui.painter_at(rect.expand(1.0));
+    let stack_rect = Rect::from_min_size(rect.min, Vec2::new(BAR_WIDTH, stack_px));
+    let guard_rect = Rect::from_min_size(stack_rect.left_bottom(), Vec2::new(BAR_WIDTH, guard_px));
+    let colour = style::state_colour(s.state);
+    let px = |bytes: u64| (bytes as f32 / stack.len().max(1) as f32 * stack_px).min(stack_px);
+    painter.rect_filled(stack_rect, 0.0, ui.visuals().extreme_bg_color);
+    let used = Rect::from_min_size(
+        stack_rect.min,
+        Vec2::new(
+            BAR_WIDTH,
+            px(s.stack_used).max(if s.stack_used > 0 { 1.0 } else { 0.0 }),
+        ),
+    );
+    painter.rect_filled(used, 0.0, colour.gamma_multiply(0.8));
+    painter.rect_stroke(
+        stack_rect,
+        0.0,
+        Stroke::new(1.0, ui.visuals().weak_text_color()),
+        StrokeKind::Inside,
+    );
+    if guard_px > 0.0 {
+        painter.rect_filled(guard_rect, 0.0, style::GUARD);
+        // Hatching says "no access".
+        let mut x = guard_rect.left() - guard_rect.height();
+        while x < guard_rect.right() {
+            painter.line_segment(
+                [
+                    pos2(x, guard_rect.bottom()),
+                    pos2(x + guard_rect.height(), guard_rect.top()),
+                ],
+                Stroke::new(1.0, ui.visuals().extreme_bg_color),
+            );
+            x += 5.0;
+        }
+    }
+    if s.stack_high_water > 0 {
+        let y = stack_rect.top() + px(s.stack_high_water);
+        painter.line_segment(
+            [
+                pos2(stack_rect.left() - 3.0, y),
+                pos2(stack_rect.right() + 3.0, y),
+            ],
+            Stroke::new(2.0, style::HIGH_WATER),
+        );
+    }
+    let label = format!(
+        "{} stack: {} in use of {}, high-water mark {}",
+        model.label(s.id),
+        style::bytes(s.stack_used),
+        style::bytes(stack.len()),
+        style::bytes(s.stack_high_water)
+    );
+    response.widget_info(|| WidgetInfo::labeled(Role::Image, true, &label));
+    response.on_hover_ui(|ui| {
+        ui.label(&label);
+        ui.monospace(format!(
+            "stack {}..{}",
+            style::hex(stack.start),
+            style::hex(stack.end)
+        ));
+        if let Some(g) = guard {
+            ui.monospace(format!(
+                "guard {}..{}",
+                style::hex(g.start),
+                style::hex(g.end)
+            ));
+        }
+        ui.weak("Drawn to scale with every other stack (the guard page at least 5 px).");
+    });
+    // Percent in the bar, readable at a glance.
+    if stack_px > 30.0 {
+        let pct = s.stack_used as f32 * 100.0 / stack.len().max(1) as f32;
+        painter.text(
+            pos2(stack_rect.center().x, stack_rect.bottom() - 8.0),
+            Align2::CENTER_CENTER,
+            format!("{pct:.0}%"),
+            FontId::proportional(10.0),
+            ui.visuals().text_color(),
+        );
+    }
+}
+
+/// The frames of a suspended greenlet (or of the running one at a marker), innermost first,
+/// without engine and runtime plumbing.
+fn frames(ui: &mut Ui, model: &TraceModel, s: &GreenletState) {
+    let Some(all) = s
+        .frames
+        .and_then(|i| model.trace().backtraces.get(i as usize))
+    else {
+        return;
+    };
+    let frames = crate::frames::program_frames(all);
+    ui.add_space(2.0);
+    ui.small(RichText::new("frames, innermost first:").weak())
+        .on_hover_text(format!(
+            "{} of {} frames are the program's; engine and runtime frames are hidden",
+            frames.len(),
+            all.len()
+        ));
+    for f in frames.iter().take(MAX_FRAMES) {
+        let name = crate::frames::display_name(f);
+        let response = ui.small(RichText::new(style::truncate(&name, 26)).monospace());
+        response.on_hover_ui(|ui| {
+            ui.monospace(&f.function);
+            if let (Some(file), Some(line)) = (&f.file, f.line) {
+                ui.monospace(format!("{file}:{line}"));
+            }
+        });
+    }
+    if frames.len() > MAX_FRAMES {
+        ui.small(format!("… {} more", frames.len() - MAX_FRAMES))
+            .on_hover_ui(|ui| {
+                for f in &frames[MAX_FRAMES..] {
+                    ui.monospace(crate::frames::display_name(f));
+                }
+            });
+    }
+}
