@@ -443,6 +443,8 @@ impl Chunk {
         unsafe {
             libc::madvise(base, len, libc::MADV_NOHUGEPAGE)
         };
+        #[cfg(test)]
+        tests::count_chunk(size, 1);
         Ok(NonNull::from(Box::leak(Box::new(Chunk {
             base: base.cast(),
             size,
@@ -463,6 +465,8 @@ impl Chunk {
         // SAFETY: the chunk was made by `Box::leak` in `map`, and the caller guarantees that
         // nothing refers to it any more.
         let c = unsafe { Box::from_raw(this.as_ptr()) };
+        #[cfg(test)]
+        tests::count_chunk(c.size, -1);
         // SAFETY: the mapping is ours and nothing runs on it (no stack of it exists).
         unsafe { libc::munmap(c.base.cast(), c.slot * c.slots) };
     }
@@ -697,6 +701,27 @@ pub fn guard_uses_madvise() -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+
+    /// Mapped chunks by stack size, process-wide; each test that reads it uses a stack size
+    /// of its own, so tests running in parallel do not disturb each other's counts.
+    static CHUNKS: Mutex<Vec<(usize, isize)>> = Mutex::new(Vec::new());
+
+    pub(super) fn count_chunk(size: usize, delta: isize) {
+        let mut chunks = CHUNKS.lock().unwrap_or_else(|e| e.into_inner());
+        match chunks.iter_mut().find(|(s, _)| *s == size) {
+            Some((_, n)) => *n += delta,
+            None => chunks.push((size, delta)),
+        }
+    }
+
+    fn chunks_of(size: usize) -> isize {
+        let chunks = CHUNKS.lock().unwrap_or_else(|e| e.into_inner());
+        chunks
+            .iter()
+            .find(|(s, _)| *s == size)
+            .map_or(0, |(_, n)| *n)
+    }
 
     #[test]
     fn sizes_are_checked_and_rounded() {
@@ -815,5 +840,55 @@ mod tests {
             let again = Stack::get(size).unwrap();
             assert_eq!(again.chunk.as_ptr() as usize, chunks_in_carve_order[0]);
         });
+    }
+
+    /// Holds a stack until this thread-local is destroyed.
+    struct Late(RefCell<Option<Stack>>);
+
+    impl Drop for Late {
+        fn drop(&mut self) {
+            // Runs after the registry's destructor (see below): the chunk is orphaned, and
+            // this last stack unmaps it.
+            self.0.borrow_mut().take();
+        }
+    }
+
+    thread_local! {
+        static LATE: Late = const { Late(RefCell::new(None)) };
+    }
+
+    #[test]
+    fn thread_exit_unmaps_every_chunk_once_its_stacks_are_gone() {
+        let size = usable_size(MIN_STACK_SIZE * 3).unwrap();
+        std::thread::spawn(move || {
+            // Registered before the registry, so destroyed after it (destructors run in
+            // reverse order of registration).
+            LATE.with(|_| ());
+            let [pooled, returned, late] = [0; 3].map(|_| Stack::get(size).unwrap());
+            pooled.recycle();
+            drop(returned);
+            LATE.with(|l| *l.0.borrow_mut() = Some(late));
+            assert_eq!(chunks_of(size), 1);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(chunks_of(size), 0, "the chunk outlived the thread");
+    }
+
+    #[test]
+    fn thread_exit_unmaps_chunks_whose_stacks_are_all_pooled() {
+        let size = usable_size(MIN_STACK_SIZE * 5).unwrap();
+        std::thread::spawn(move || {
+            let stacks: Vec<Stack> = (0..3 * Chunk::slots_for(size))
+                .map(|_| Stack::get(size).unwrap())
+                .collect();
+            assert_eq!(chunks_of(size), 3);
+            stacks.into_iter().for_each(Stack::recycle);
+            // One chunk emptied is kept; the pool keeps the other two alive.
+            assert!(chunks_of(size) >= 1);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(chunks_of(size), 0, "chunks outlived the thread");
     }
 }
