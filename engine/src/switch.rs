@@ -196,7 +196,7 @@ unsafe fn receive_slow(from: *const Inner, w0: usize, w1: usize, w2: usize, resu
     // SAFETY: the words are the value the sender packed, used once.
     let v = unsafe { Value::from_words([w0, w1, w2]) };
     thread::clear_pending();
-    if from == thread::probe_sentinel(new_probe_sentinel) {
+    if thread::is_probe_sentinel(from) {
         // SAFETY: only `probe` sends from the sentinel, with a ProbeRequest.
         thread::put_ret(unsafe { answer_probe(v) }.into_words());
         return;

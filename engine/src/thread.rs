@@ -214,6 +214,11 @@ pub(crate) fn probe_sentinel(make: fn() -> *const Inner) -> *const Inner {
     .unwrap_or(ptr::null())
 }
 
+/// Whether `p` is this thread's probe sentinel (without making one).
+pub(crate) fn is_probe_sentinel(p: *const Inner) -> bool {
+    COLD.try_with(|c| c.probe.get() == p).unwrap_or(false)
+}
+
 pub(crate) fn tracer() -> Option<Tracer> {
     COLD.try_with(|c| c.tracer.borrow().clone()).ok().flatten()
 }
