@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Output;
 
-use greenlet::{Greenlet, root};
+use greenlet::Greenlet;
 
 #[inline(never)]
 fn inner_frame() -> String {
@@ -63,16 +63,11 @@ fn example() -> PathBuf {
 }
 
 fn run_example(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = match std::env::var("GREENLET_TEST_RUNNER") {
-        Ok(runner) if !runner.trim().is_empty() => {
-            let mut words = runner.split_whitespace();
-            let mut c = std::process::Command::new(words.next().unwrap());
-            c.args(words).arg(example());
-            c
-        }
-        _ => std::process::Command::new(example()),
-    };
-    cmd.args(args).envs(env.iter().copied()).output().unwrap()
+    common::command_for(&example())
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -81,7 +76,7 @@ fn backtrace_reaches_main_with_stacks_above_and_below_their_switcher() {
         let out = run_example(&["backtrace", placement], &[]);
         assert!(out.status.success(), "{out:?}");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.starts_with(&format!("inner stack (")), "{text}");
+        assert!(text.starts_with("inner stack ("), "{text}");
         assert!(text.lines().next().unwrap().contains(placement), "{text}");
         assert_in_order(
             &text,
