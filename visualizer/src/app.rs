@@ -470,7 +470,7 @@ impl App {
                         ui.strong("Parent tree");
                         ui.weak("each arrow points to the parent, which receives the result");
                     });
-                    let tree_height = (ui.available_height() * 0.32).clamp(60.0, 150.0);
+                    let tree_height = (ui.available_height() * 0.4).clamp(70.0, 170.0);
                     ui.allocate_ui(egui::vec2(ui.available_width(), tree_height), |ui| {
                         tree::show(ui, model, step);
                     });

@@ -34,7 +34,12 @@ pub struct Cli {
     #[arg(long, value_name = "OUT.png")]
     pub screenshot: Option<PathBuf>,
 
-    /// Size of the --screenshot frame, WIDTHxHEIGHT.
+    /// Open the real window, save a picture of it to this PNG once it has settled, and exit
+    /// (needs a display; a check of the native window path).
+    #[arg(long, value_name = "OUT.png", conflicts_with = "screenshot")]
+    pub window_screenshot: Option<PathBuf>,
+
+    /// Size of the window or of the --screenshot frame, WIDTHxHEIGHT (logical pixels).
     #[arg(long, value_name = "WxH", default_value = "1280x720", value_parser = parse_size)]
     pub size: [u32; 2],
 

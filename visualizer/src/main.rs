@@ -79,10 +79,10 @@ fn main() -> ExitCode {
                 None => ExitCode::SUCCESS,
             }
         }
-        None => match native::run(app) {
+        None => match native::run(app, cli.size, cli.window_screenshot.clone()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: could not open the window: {e}");
+                eprintln!("error: {e}");
                 ExitCode::FAILURE
             }
         },

@@ -36,7 +36,9 @@ pub fn render_harness(app: App, size: [u32; 2]) -> Harness<'static, App> {
         // Trace files may hold text the bundled fonts lack: draw it as boxes, not panic.
         .allow_missing_glyphs()
         .wgpu()
-        .build_ui_state(|ui, app: &mut App| app.show(ui), app);
+        // As eframe runs it: the app's `ui` gets the whole window, without the margin that
+        // kittest puts around plain ui closures.
+        .build_eframe(|_cc| app);
     harness.run_ok();
     harness
 }

@@ -19,7 +19,7 @@ fn window(app: App) -> Harness<'static, App> {
         .with_size([1280.0, 720.0])
         .with_max_steps(12)
         .with_context_setup(style::configure)
-        .build_ui_state(|ui, app: &mut App| app.show(ui), app);
+        .build_eframe(|_cc| app);
     harness.run();
     harness
 }
@@ -196,7 +196,7 @@ fn space_plays_at_the_chosen_speed_and_pauses() {
         .with_size([1280.0, 720.0])
         .with_context_setup(style::configure)
         .with_step_dt(0.25)
-        .build_ui_state(|ui, app: &mut App| app.show(ui), lesson("generator"));
+        .build_eframe(|_cc| lesson("generator"));
     harness.run();
     harness.key_press(Key::Space);
     harness.step();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 
-use crate::{Result, cmd, debugging, setup};
+use crate::{Result, cmd, debugging, setup, visualizer};
 
 /// Flags of `cargo xtask ci`; the defaults are what CI runs.
 #[derive(Debug, Args)]
@@ -46,11 +46,14 @@ pub enum Step {
     Doc,
     /// Runs every engine example; the seed example's output must match exactly.
     Examples,
+    /// The visualizer renders real pictures: headless, and in a window under Xvfb; see
+    /// `visualizer.rs`.
+    Visualizer,
 }
 
 impl Step {
     /// All steps in execution order.
-    pub const ALL: [Step; 8] = [
+    pub const ALL: [Step; 9] = [
         Step::Setup,
         Step::Fmt,
         Step::Clippy,
@@ -59,6 +62,7 @@ impl Step {
         Step::Debugging,
         Step::Doc,
         Step::Examples,
+        Step::Visualizer,
     ];
 
     /// Name used in headers, errors and the summary; matches the `--only`
@@ -73,6 +77,7 @@ impl Step {
             Step::Debugging => "debugging",
             Step::Doc => "doc",
             Step::Examples => "examples",
+            Step::Visualizer => "visualizer",
         }
     }
 
@@ -106,6 +111,7 @@ impl Step {
             ),
             Step::Debugging => debugging::run(),
             Step::Examples => run_examples(),
+            Step::Visualizer => visualizer::run(),
         }
     }
 }
@@ -278,7 +284,9 @@ mod tests {
         assert_eq!(plan(false, &[]), Step::ALL);
         assert_eq!(
             plan(true, &[]),
-            [Fmt, Clippy, Test, Aarch64, Debugging, Doc, Examples]
+            [
+                Fmt, Clippy, Test, Aarch64, Debugging, Doc, Examples, Visualizer
+            ]
         );
         assert_eq!(
             plan(false, &[Examples, Fmt, Examples]),

@@ -12,6 +12,7 @@ mod cmd;
 mod debugging;
 mod job;
 mod setup;
+mod visualizer;
 
 use std::process::ExitCode;
 
@@ -42,7 +43,7 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run every check and test, exactly as CI does (fail-fast, timed).
     Ci(ci::CiArgs),
-    /// Run the main job (today: the seed example in release mode).
+    /// Run the main job: the visualizer (release build), installing what its window needs.
     Run,
     /// Install whatever rustup components, targets and apt packages are missing.
     Setup,

@@ -73,6 +73,60 @@ pub const APT_PACKAGES: &[Requirement] = &[
         "valgrind",
         "`cargo xtask bench` (callgrind counts instructions per switch)",
     ),
+    Requirement::new(
+        "xvfb",
+        "ci step `visualizer` (xvfb-run: an X server for the real window's screenshot)",
+    ),
+    Requirement::new(
+        "xauth",
+        "ci step `visualizer` (xvfb-run hands the window its X authority with xauth)",
+    ),
+    Requirement::new(
+        "libxkbcommon-x11-0",
+        "`cargo xtask run`, ci step `visualizer` (keyboard on X11; winit dlopens it)",
+    ),
+    Requirement::new(
+        "libxcursor1",
+        "`cargo xtask run`, ci step `visualizer` (mouse cursors on X11; winit dlopens it)",
+    ),
+    Requirement::new(
+        "libxi6",
+        "`cargo xtask run`, ci step `visualizer` (X input extension; winit dlopens it)",
+    ),
+    Requirement::new(
+        "libgl1",
+        "`cargo xtask run`, ci step `visualizer` (OpenGL loader for wgpu's GL fallback)",
+    ),
+    Requirement::new(
+        "libegl1",
+        "`cargo xtask run`, ci step `visualizer` (EGL loader for wgpu's GL fallback)",
+    ),
+    Requirement::new(
+        "libgl1-mesa-dri",
+        "`cargo xtask run`, ci step `visualizer` (Mesa GL drivers: llvmpipe without a GPU)",
+    ),
+    Requirement::new(
+        "mesa-vulkan-drivers",
+        "`cargo xtask run`, ci step `visualizer` (Mesa Vulkan drivers: lavapipe renders \
+         the window and the headless --screenshot without a GPU)",
+    ),
+    Requirement::new(
+        "libvulkan1",
+        "`cargo xtask run`, ci step `visualizer` (the Vulkan loader; wgpu dlopens it)",
+    ),
+];
+
+/// The entries of [`APT_PACKAGES`] the visualizer's window needs at run time: what
+/// `cargo xtask run` installs on a machine that lacks them (Xvfb is only for CI).
+pub const VISUALIZER_RUNTIME: [&str; 8] = [
+    "libxkbcommon-x11-0",
+    "libxcursor1",
+    "libxi6",
+    "libgl1",
+    "libegl1",
+    "libgl1-mesa-dri",
+    "mesa-vulkan-drivers",
+    "libvulkan1",
 ];
 
 /// Lets apt-get wait for another apt or dpkg run (e.g. unattended upgrades on
@@ -141,19 +195,34 @@ fn component_installed(listing: &str, installed_targets: &[&str], name: &str) ->
 }
 
 fn ensure_apt_packages() -> Result {
+    let all: Vec<&Requirement> = APT_PACKAGES.iter().collect();
+    ensure_apt(&all)
+}
+
+/// Installs the visualizer's run-time packages ([`VISUALIZER_RUNTIME`]) that are missing.
+pub fn ensure_visualizer_runtime() -> Result {
+    let needed: Vec<&Requirement> = APT_PACKAGES
+        .iter()
+        .filter(|r| VISUALIZER_RUNTIME.contains(&r.name))
+        .collect();
+    ensure_apt(&needed)
+}
+
+/// Installs whichever of `required` are missing (as root), or says how to.
+fn ensure_apt(required: &[&Requirement]) -> Result {
     // Nothing to check means no dpkg-query either, so `setup` also works on
     // non-Debian developer machines until a package is actually needed.
-    if APT_PACKAGES.is_empty() {
+    if required.is_empty() {
         return Ok(());
     }
     let mut missing = Vec::new();
-    for package in APT_PACKAGES {
+    for &package in required {
         if !apt_package_installed(package.name)? {
             missing.push(package);
         }
     }
     if missing.is_empty() {
-        println!("apt packages: all {} required present", APT_PACKAGES.len());
+        println!("apt packages: all {} required present", required.len());
         return Ok(());
     }
     report_missing("apt package", &missing);
@@ -281,6 +350,16 @@ rustc-x86_64-unknown-linux-gnu
         assert_eq!(effective_uid(status), Some(0));
         assert_eq!(effective_uid("Uid:\t0\t1000\t0\t0\n"), Some(1000));
         assert_eq!(effective_uid("Name:\tcat\n"), None);
+    }
+
+    #[test]
+    fn the_visualizer_runtime_is_part_of_the_apt_packages() {
+        for name in VISUALIZER_RUNTIME {
+            assert!(
+                APT_PACKAGES.iter().any(|r| r.name == name),
+                "{name} is not in APT_PACKAGES"
+            );
+        }
     }
 
     #[test]

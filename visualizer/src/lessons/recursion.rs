@@ -37,8 +37,8 @@ pub fn run() {
         })
         .expect("spawn deep");
 
-    step!("main asks deep to recurse 64 levels");
-    let mut report = deep.switch(64u32);
+    step!("main asks deep to recurse 48 levels");
+    let mut report = deep.switch(48u32);
     while let Some(level) = report.downcast_ref::<u32>() {
         trace_println!("deep reported level {level}");
         step!("main resumes deep");

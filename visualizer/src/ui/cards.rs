@@ -6,8 +6,11 @@ use greenlet::trace::{GreenletState, State};
 use super::style;
 use crate::model::TraceModel;
 
-/// Width of a card.
-const CARD_WIDTH: f32 = 142.0;
+/// Widest and narrowest a card gets; within that, cards share the width evenly.
+const CARD_WIDTH: std::ops::RangeInclusive<f32> = 112.0..=150.0;
+/// Frame margin and stroke around a card's contents, on each side.
+const CARD_MARGIN: f32 = 8.0;
+const GAP: f32 = 6.0;
 
 /// Draws the cards of every greenlet alive after event `step`, wrapping into rows.
 pub fn show(ui: &mut Ui, model: &TraceModel, step: usize) {
@@ -16,26 +19,37 @@ pub fn show(ui: &mut Ui, model: &TraceModel, step: usize) {
         ui.weak("No greenlets at this step.");
         return;
     }
-    ui.horizontal_wrapped(|ui| {
-        ui.spacing_mut().item_spacing = Vec2::new(6.0, 6.0);
-        for s in states {
-            card(ui, model, s);
-        }
-    });
+    // Rows of equal cards, laid out here: a frame's size is known only after it is drawn, so
+    // `horizontal_wrapped` cannot wrap frames before they overflow.
+    let available = ui.available_width();
+    let slot = |n: usize| (available - GAP * (n as f32 - 1.0)) / n as f32 - 2.0 * CARD_MARGIN;
+    let per_row = (1..=states.len())
+        .rev()
+        .find(|&n| slot(n) >= *CARD_WIDTH.start())
+        .unwrap_or(1);
+    let width = slot(per_row).clamp(*CARD_WIDTH.start(), *CARD_WIDTH.end());
+    ui.spacing_mut().item_spacing = Vec2::new(GAP, GAP);
+    for row in states.chunks(per_row) {
+        ui.horizontal_top(|ui| {
+            for s in row {
+                card(ui, model, s, width);
+            }
+        });
+    }
 }
 
 /// One card, with the details in its tooltip.
-fn card(ui: &mut Ui, model: &TraceModel, s: &GreenletState) {
+fn card(ui: &mut Ui, model: &TraceModel, s: &GreenletState, width: f32) {
     let colour = style::state_colour(s.state);
     let running = s.state == State::Running;
     let frame = Frame::group(ui.style())
         .stroke(Stroke::new(if running { 2.5 } else { 1.0 }, colour))
         .fill(colour.gamma_multiply(if running { 0.18 } else { 0.07 }))
-        .inner_margin(6.0);
+        .inner_margin(CARD_MARGIN - 2.0);
     let name = model.label(s.id);
     let response = frame
         .show(ui, |ui| {
-            ui.set_width(CARD_WIDTH);
+            ui.set_width(width);
             // The cards sit in a wrapping row; the inside of each is a column.
             ui.vertical(|ui| card_body(ui, model, s, colour));
         })

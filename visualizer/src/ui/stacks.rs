@@ -19,7 +19,15 @@ const MAX_FRAMES: usize = 6;
 
 /// Draws every live greenlet's stack after event `step`, side by side.
 pub fn show(ui: &mut Ui, model: &TraceModel, step: usize) {
-    let states = model.snapshot(step);
+    // The dead have no stack left: they get one line, not a column.
+    let (dead, states): (Vec<_>, Vec<_>) = model
+        .snapshot(step)
+        .into_iter()
+        .partition(|s| s.state == State::Dead && s.stack.is_none());
+    if !dead.is_empty() {
+        let names: Vec<&str> = dead.iter().map(|s| model.label(s.id)).collect();
+        ui.small(format!("dead, stacks released: {}", names.join(", ")));
+    }
     let bar_height = (ui.available_height() - 24.0).clamp(60.0, 320.0);
     egui::ScrollArea::horizontal()
         .id_salt("stacks")
@@ -63,8 +71,6 @@ fn numbers(ui: &mut Ui, model: &TraceModel, s: &GreenletState) {
         let root = model.lane(s.id).is_some_and(|l| l.root);
         ui.small(if root {
             "runs on the thread's own stack"
-        } else if s.state == State::Dead {
-            "dead: its stack is released"
         } else {
             "no stack"
         });

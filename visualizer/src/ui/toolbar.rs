@@ -48,7 +48,7 @@ pub fn menu_bar(ui: &mut Ui, actions: &mut Vec<Action>, current_lesson: Option<&
 fn lesson_picker(ui: &mut Ui, actions: &mut Vec<Action>, current_lesson: Option<&str>) {
     let shown = current_lesson
         .and_then(lessons::find)
-        .map_or("(a trace file)", |l| l.title);
+        .map_or("choose…", |l| l.title);
     ui.label("Lesson:");
     egui::ComboBox::from_id_salt("lesson picker")
         .selected_text(shown)

@@ -27,9 +27,10 @@ pub struct Layout {
     pub size: Vec2,
 }
 
-/// Lays out the forest of `states`: depth gives the row, and each leaf takes the next column,
-/// with parents centred over their children. Linear in the number of greenlets.
-pub fn layout(states: &[&GreenletState], column_width: f32) -> Layout {
+/// Lays out the forest of `states`: depth gives the row (`row_pitch` apart), and each leaf
+/// takes the next column, with parents centred over their children. Linear in the number of
+/// greenlets.
+pub fn layout(states: &[&GreenletState], column_width: f32, row_pitch: f32) -> Layout {
     let present: HashMap<u64, usize> = states.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
     let mut children: HashMap<u64, Vec<u64>> = HashMap::new();
     let mut roots = Vec::new();
@@ -53,7 +54,7 @@ pub fn layout(states: &[&GreenletState], column_width: f32) -> Layout {
                 stack.extend(kids.iter().rev().map(|&k| (k, depth + 1, false)));
                 continue;
             }
-            let y = NODE.y / 2.0 + depth as f32 * (NODE.y + LEVEL_GAP);
+            let y = NODE.y / 2.0 + depth as f32 * row_pitch;
             let placed: Vec<f32> = kids
                 .iter()
                 .filter_map(|k| centres.get(k))
@@ -70,21 +71,49 @@ pub fn layout(states: &[&GreenletState], column_width: f32) -> Layout {
         }
     }
     Layout {
-        size: Vec2::new(next_column, (depth_max + 1) as f32 * (NODE.y + LEVEL_GAP)),
+        size: Vec2::new(next_column, depth_max as f32 * row_pitch + NODE.y),
         centres,
     }
+}
+
+/// How many levels below the roots the deepest greenlet sits (parent links of `states`).
+fn depth(states: &[&GreenletState]) -> usize {
+    let parent: HashMap<u64, Option<u64>> = states.iter().map(|s| (s.id, s.parent)).collect();
+    states
+        .iter()
+        .map(|s| {
+            let mut d = 0;
+            let mut at = s.parent;
+            // Bounded by the number of greenlets, in case a corrupt trace has a cycle.
+            while let Some(p) = at.filter(|_| d < states.len()) {
+                match parent.get(&p) {
+                    Some(next) => {
+                        d += 1;
+                        at = *next;
+                    }
+                    None => break,
+                }
+            }
+            d
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Draws the tree after event `step`.
 pub fn show(ui: &mut Ui, model: &TraceModel, step: usize) {
     let states = model.snapshot(step);
     let column = (NODE.x + 10.0).min((ui.available_width() / states.len().max(1) as f32).max(40.0));
-    let plan = layout(&states, column);
-    let height = plan
-        .size
-        .y
-        .max(NODE.y + LEVEL_GAP)
-        .min(ui.available_height().max(60.0));
+    // Rows squeeze together (down to a small gap) to fit a deep tree in the space there is.
+    let room = ui.available_height().max(NODE.y + 8.0);
+    let depth = depth(&states);
+    let pitch = if depth == 0 {
+        NODE.y + LEVEL_GAP
+    } else {
+        ((room - NODE.y) / depth as f32).clamp(NODE.y + 6.0, NODE.y + LEVEL_GAP)
+    };
+    let plan = layout(&states, column, pitch);
+    let height = plan.size.y.min(room);
     let (response, painter) =
         ui.allocate_painter(Vec2::new(ui.available_width(), height), Sense::hover());
     let origin =
@@ -258,19 +287,21 @@ mod tests {
             state(3, Some(1)),
         ];
         let refs: Vec<&GreenletState> = states.iter().collect();
-        let plan = layout(&refs, 100.0);
+        let plan = layout(&refs, 100.0, 40.0);
         let c = |id| plan.centres[&id];
         assert!(c(1).y > c(0).y && c(3).y > c(1).y);
         assert_eq!(c(1).y, c(2).y);
         assert!((c(0).x - (c(1).x + c(2).x) / 2.0).abs() < 0.01);
         assert_eq!(plan.size.x, 200.0, "two leaves, two columns");
+        assert_eq!(c(3).y - c(0).y, 80.0, "two rows down");
+        assert_eq!(depth(&refs), 2);
     }
 
     #[test]
     fn a_parent_missing_from_the_snapshot_makes_a_root() {
         let states = [state(5, Some(99))];
         let refs: Vec<&GreenletState> = states.iter().collect();
-        let plan = layout(&refs, 100.0);
+        let plan = layout(&refs, 100.0, 40.0);
         assert_eq!(plan.centres.len(), 1);
     }
 
@@ -278,7 +309,7 @@ mod tests {
     fn a_cycle_does_not_hang() {
         let states = [state(1, Some(2)), state(2, Some(1))];
         let refs: Vec<&GreenletState> = states.iter().collect();
-        let plan = layout(&refs, 100.0);
+        let plan = layout(&refs, 100.0, 40.0);
         assert!(
             plan.centres.is_empty(),
             "no root: nothing to draw, but no hang"
