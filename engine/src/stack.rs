@@ -28,16 +28,21 @@
 //! pool is a const-initialised thread-local without a destructor, so reaching it is a plain
 //! thread-pointer-relative access with no "initialised yet?" check.
 //!
-//! A stack freed when the hot pool is full goes back to its chunk: its usable pages are
-//! dropped with `MADV_DONTNEED` (so pooled memory stays bounded by the hot pool) and the slot
-//! waits, guard still installed, for the next stack of that size. `MADV_FREE` was measured
-//! against it (16 KiB slots, two pages touched per use, this project's VM): the call costs the
-//! same (about 0.85 µs), reuse is cheaper (0.45 µs against 1.9 µs for the two page faults),
-//! but freed pages stay in the process's RSS until the kernel is short of memory (1024 freed
-//! slots: 9.6 MiB against 1.5 MiB), which defeats giving them back; reuse without faults is
-//! what the hot pool is for. When every stack of a chunk is free,
-//! the chunk is unmapped, except one such empty chunk per stack size that is kept so that a
-//! workload oscillating around a chunk boundary does not map and unmap a chunk each time.
+//! A stack freed when the hot pool is full goes back to its chunk, and its slot waits, guard
+//! still installed, for the next stack of that size. Its pages stay resident ("dirty") while
+//! the thread's dirty slots add up to at most [`DIRTY_BUDGET`] bytes of stack: freeing costs no
+//! system call and reuse no page fault. Past the budget, the chunk's dirty slots are given
+//! back to the kernel with `MADV_DONTNEED`, one call per run of adjacent slots (a chain of
+//! greenlets frees its stacks in a row); `MADV_DONTNEED` leaves guard pages in place. When
+//! every stack of a chunk is free, the chunk is unmapped, except one such empty chunk per stack
+//! size, discarded in one call and kept so that a workload oscillating around a chunk
+//! boundary does not map and unmap a chunk each time.
+//!
+//! `MADV_FREE` was measured against `MADV_DONTNEED` (16 KiB slots, two pages touched per use,
+//! this project's VM): the call costs the same (about 0.85 µs), reuse is cheaper (0.45 µs
+//! against 1.9 µs for the two page faults), but freed pages stay in the process's RSS until
+//! the kernel is short of memory (1024 freed slots: 9.6 MiB against 1.5 MiB), which defeats
+//! giving them back; reuse without faults is what the budget is for.
 //!
 //! The chunk bookkeeping lives in a second thread-local, with a destructor, touched only off
 //! the hot path. At thread exit it unmaps the chunks with no stack in use; a chunk with stacks
@@ -69,6 +74,13 @@ const MAX_SLOTS: usize = 1024;
 /// Address space a chunk spans at most (unless one stack is larger). `MAP_NORESERVE` makes
 /// address space cheap; this keeps a thread that spawns one default greenlet at 128 MiB of it.
 const CHUNK_SPAN: usize = 128 << 20;
+/// Usable bytes of freed stacks, per thread, that go back to their chunks with their pages
+/// still resident (beyond the hot pool): reusing one takes no page fault, and freeing one no
+/// system call. Past it, a chunk's dirty slots are discarded with one `madvise` per run of
+/// adjacent slots. Counted by stack size, so it bounds the worst case (every page touched).
+const DIRTY_BUDGET: usize = 16 << 20;
+/// Marks a dirty slot in a chunk's free list.
+const DIRTY: u32 = 1 << 31;
 /// Chunks kept per stack size when all their stacks are free.
 const EMPTY_CHUNKS_KEPT: usize = 1;
 
@@ -159,7 +171,7 @@ impl Stack {
                 let chunk = Chunk::map(size, 1)?;
                 // SAFETY: the chunk was just made and is owned here.
                 match unsafe { chunk.as_ref() }.take_slot() {
-                    Ok(Some(base)) => (base, chunk),
+                    Ok(Some((base, _))) => (base, chunk),
                     other => {
                         // SAFETY: no slot of the chunk is in use.
                         unsafe { Chunk::unmap(chunk) };
@@ -387,7 +399,7 @@ thread_local! {
         }
     };
     /// Cold path: the chunks with a free slot, by stack size.
-    static REGISTRY: RefCell<Registry> = const { RefCell::new(Registry { classes: Vec::new() }) };
+    static REGISTRY: RefCell<Registry> = const { RefCell::new(Registry { classes: Vec::new(), dirty: 0 }) };
 }
 
 /// One mapping cut into `slots` stack slots of one size; lives on the heap, owned by its
@@ -402,8 +414,10 @@ struct Chunk {
     slots: usize,
     /// Slots carved so far (guard installed); the ones above are untouched address space.
     carved: Cell<usize>,
-    /// Carved slots given back, their pages discarded, by index.
+    /// Carved slots given back, by index; [`DIRTY`] marks one whose pages are still there.
     free: RefCell<Vec<u32>>,
+    /// Entries of `free` marked [`DIRTY`].
+    dirty: Cell<usize>,
     /// Stacks of this chunk that exist (in use or in the hot pool).
     live: Cell<usize>,
     /// Whether the chunk is on its size class's `room` list.
@@ -452,6 +466,7 @@ impl Chunk {
             slots,
             carved: Cell::new(0),
             free: RefCell::new(Vec::new()),
+            dirty: Cell::new(0),
             live: Cell::new(0),
             listed: Cell::new(false),
         }))))
@@ -477,10 +492,15 @@ impl Chunk {
     }
 
     /// A slot for a new stack: a given-back one, else the next uncarved one (its guard
-    /// installed now); `None` when the chunk is full.
-    fn take_slot(&self) -> Result<Option<*mut u8>, Error> {
-        let base = if let Some(i) = self.free.borrow_mut().pop() {
-            self.slot_base(i as usize)
+    /// installed now), and whether it was dirty; `None` when the chunk is full.
+    fn take_slot(&self) -> Result<Option<(*mut u8, bool)>, Error> {
+        let mut dirty = false;
+        let base = if let Some(e) = self.free.borrow_mut().pop() {
+            if e & DIRTY != 0 {
+                dirty = true;
+                self.dirty.set(self.dirty.get() - 1);
+            }
+            self.slot_base((e & !DIRTY) as usize)
         } else {
             let i = self.carved.get();
             if i == self.slots {
@@ -498,7 +518,38 @@ impl Chunk {
             base
         };
         self.live.set(self.live.get() + 1);
-        Ok(Some(base))
+        Ok(Some((base, dirty)))
+    }
+
+    /// Discards the pages of every dirty free slot with one `madvise` per run of adjacent
+    /// slots (the guard pages inside a run stay guards: `MADV_DONTNEED` removes neither guard
+    /// regions nor protections). Returns how many slots were dirty.
+    fn discard_dirty(&self) -> usize {
+        let mut free = self.free.borrow_mut();
+        let mut dirty: Vec<usize> = free
+            .iter()
+            .filter(|&&e| e & DIRTY != 0)
+            .map(|&e| (e & !DIRTY) as usize)
+            .collect();
+        dirty.sort_unstable();
+        let page = page_size();
+        let mut rest = dirty.as_slice();
+        while let Some(&first) = rest.first() {
+            let run = rest
+                .windows(2)
+                .position(|w| w[1] != w[0] + 1)
+                .map_or(rest.len(), |at| at + 1);
+            let last = rest[run - 1];
+            let range =
+                self.slot_base(first) as usize + page..self.slot_base(last) as usize + self.slot;
+            // SAFETY: whole pages of free slots of this chunk: no stack uses them.
+            unsafe { discard_pages(range) };
+            rest = &rest[run..];
+        }
+        for e in free.iter_mut() {
+            *e &= !DIRTY;
+        }
+        self.dirty.replace(0)
     }
 
     fn has_room(&self) -> bool {
@@ -509,6 +560,8 @@ impl Chunk {
 /// A thread's chunks that have room, by stack size.
 struct Registry {
     classes: Vec<Class>,
+    /// Usable bytes of this thread's dirty free slots (see [`DIRTY_BUDGET`]).
+    dirty: usize,
 }
 
 /// The chunks of one stack size that have a free or uncarved slot.
@@ -521,8 +574,8 @@ struct Class {
 }
 
 impl Registry {
-    fn class(&mut self, size: usize) -> &mut Class {
-        let at = match self.classes.iter().position(|c| c.size == size) {
+    fn class_index(&mut self, size: usize) -> usize {
+        match self.classes.iter().position(|c| c.size == size) {
             Some(at) => at,
             None => {
                 self.classes.push(Class {
@@ -532,20 +585,23 @@ impl Registry {
                 });
                 self.classes.len() - 1
             }
-        };
-        &mut self.classes[at]
+        }
     }
 
     /// A slot for a stack of `size` usable bytes, and its chunk.
     fn take(&mut self, size: usize) -> Result<(*mut u8, NonNull<Chunk>), Error> {
-        let class = self.class(size);
+        let at = self.class_index(size);
+        let class = &mut self.classes[at];
         while let Some(&chunk) = class.room.last() {
             // SAFETY: chunks on a room list are alive (unmapping removes them first).
             let c = unsafe { chunk.as_ref() };
             let was_empty = c.live.get() == 0;
-            if let Some(base) = c.take_slot()? {
+            if let Some((base, dirty)) = c.take_slot()? {
                 if was_empty {
                     class.empty -= 1;
+                }
+                if dirty {
+                    self.dirty -= c.size;
                 }
                 return Ok((base, chunk));
             }
@@ -556,7 +612,7 @@ impl Registry {
         // SAFETY: the chunk was just made and is owned here.
         let c = unsafe { chunk.as_ref() };
         match c.take_slot() {
-            Ok(Some(base)) => {
+            Ok(Some((base, _))) => {
                 c.listed.set(true);
                 class.room.push(chunk);
                 Ok((base, chunk))
@@ -577,7 +633,8 @@ impl Registry {
         // SAFETY: `chunk` outlives its stacks, and one is being given back.
         let c = unsafe { chunk.as_ref() };
         c.live.set(c.live.get() - 1);
-        let class = self.class(c.size);
+        let at = self.class_index(c.size);
+        let class = &mut self.classes[at];
         let empty = c.live.get() == 0;
         if empty && class.empty >= EMPTY_CHUNKS_KEPT {
             if c.listed.get()
@@ -585,18 +642,43 @@ impl Registry {
             {
                 class.room.swap_remove(at);
             }
+            self.dirty -= c.dirty.get() * c.size;
             // SAFETY: the chunk's last stack is being given back and no list refers to it.
             unsafe { Chunk::unmap(chunk) };
             return;
         }
+        let index = ((base as usize - c.base as usize) / c.slot) as u32;
         let page = page_size();
-        // SAFETY: the usable pages of a slot whose stack is being dropped.
-        unsafe { discard_pages(base as usize + page..base as usize + c.slot) };
-        c.free
-            .borrow_mut()
-            .push(((base as usize - c.base as usize) / c.slot) as u32);
         if empty {
+            // Kept for later, with no page of it resident: one call covers every carved slot
+            // when some were dirty, the guards between them staying in place.
+            let end = if c.dirty.get() == 0 {
+                base as usize + c.slot
+            } else {
+                c.slot_base(c.carved.get() - 1) as usize + c.slot
+            };
+            let start = if c.dirty.get() == 0 {
+                base as usize + page
+            } else {
+                c.base as usize + page
+            };
+            // SAFETY: whole pages of this chunk, where no stack is left.
+            unsafe { discard_pages(start..end) };
+            for e in c.free.borrow_mut().iter_mut() {
+                *e &= !DIRTY;
+            }
+            self.dirty -= c.dirty.replace(0) * c.size;
+            c.free.borrow_mut().push(index);
             class.empty += 1;
+        } else {
+            // Kept dirty: reusing it takes no page fault, and freeing it no system call, up
+            // to the thread's budget.
+            c.free.borrow_mut().push(index | DIRTY);
+            c.dirty.set(c.dirty.get() + 1);
+            self.dirty += c.size;
+            if self.dirty > DIRTY_BUDGET {
+                self.dirty -= c.discard_dirty() * c.size;
+            }
         }
         if !c.listed.get() {
             c.listed.set(true);
@@ -785,15 +867,10 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_given_back_keeps_its_guard_and_reads_as_zero() {
+    fn a_slot_given_back_keeps_its_guard_and_its_pages() {
         on_fresh_thread(|| {
             let size = usable_size(MIN_STACK_SIZE).unwrap();
-            // Fill the hot pool with stacks of another size, so ours go back to the chunk.
-            let other = usable_size(MIN_STACK_SIZE * 2).unwrap();
-            let fillers: Vec<Stack> = (0..HOT_CAPACITY)
-                .map(|_| Stack::get(other).unwrap())
-                .collect();
-            fillers.into_iter().for_each(Stack::recycle);
+            fill_hot_pool_with_another_size(size);
             let a = Stack::get(size).unwrap();
             let keep = Stack::get(size).unwrap();
             let guard = a.guard();
@@ -803,13 +880,86 @@ mod tests {
             let b = Stack::get(size).unwrap();
             assert_eq!(b.guard(), guard, "the free slot is handed out again");
             // SAFETY: as above.
+            let byte = unsafe { b.top().sub(1).read() };
             assert_eq!(
-                unsafe { b.top().sub(1).read() },
-                0,
-                "its pages were discarded"
+                byte, 7,
+                "within the budget, its pages stay (no fault on reuse)"
             );
             // SAFETY: the guard is the first page of the slot.
             assert!(unsafe { guard_refuses_access(guard.start as *mut u8) });
+            drop(keep);
+        });
+    }
+
+    /// Fills this thread's hot pool with stacks of another size than `size`, so that stacks
+    /// of `size` go back to their chunk.
+    fn fill_hot_pool_with_another_size(size: usize) {
+        let other = size + page_size();
+        let fillers: Vec<Stack> = (0..HOT_CAPACITY)
+            .map(|_| Stack::get(other).unwrap())
+            .collect();
+        fillers.into_iter().for_each(Stack::recycle);
+    }
+
+    /// Writes a marker below the top of each stack.
+    fn mark(stacks: &[Stack]) {
+        for s in stacks {
+            // SAFETY: the byte below top is part of the stack.
+            unsafe { s.top().sub(1).write(7) };
+        }
+    }
+
+    /// The marker byte of a stack, and whether its guard still refuses access.
+    fn marker_and_guard(s: &Stack) -> (u8, bool) {
+        // SAFETY: the byte below top is part of the stack; the guard is its slot's first page.
+        unsafe {
+            (
+                s.top().sub(1).read(),
+                guard_refuses_access(s.guard().start as *mut u8),
+            )
+        }
+    }
+
+    #[test]
+    fn an_emptied_chunk_is_discarded_in_one_go_and_keeps_its_guards() {
+        on_fresh_thread(|| {
+            let size = usable_size(MIN_STACK_SIZE).unwrap();
+            fill_hot_pool_with_another_size(size);
+            let stacks: Vec<Stack> = (0..5).map(|_| Stack::get(size).unwrap()).collect();
+            mark(&stacks);
+            drop(stacks);
+            assert_eq!(REGISTRY.with(|r| r.borrow().dirty), 0);
+            let again: Vec<Stack> = (0..5).map(|_| Stack::get(size).unwrap()).collect();
+            for s in &again {
+                assert_eq!(marker_and_guard(s), (0, true));
+            }
+        });
+    }
+
+    #[test]
+    fn dirty_slots_past_the_budget_are_discarded() {
+        on_fresh_thread(|| {
+            let size = usable_size(1 << 20).unwrap();
+            let budget_slots = DIRTY_BUDGET / size;
+            fill_hot_pool_with_another_size(size);
+            let mut stacks: Vec<Stack> = (0..3 * budget_slots)
+                .map(|_| Stack::get(size).unwrap())
+                .collect();
+            mark(&stacks);
+            // Keep one so that the chunk never empties; free the others in order.
+            let keep = stacks.remove(0);
+            let freed = stacks.len();
+            drop(stacks);
+            let dirty = REGISTRY.with(|r| r.borrow().dirty);
+            assert!(dirty <= DIRTY_BUDGET, "{dirty} dirty bytes");
+            let again: Vec<Stack> = (0..freed).map(|_| Stack::get(size).unwrap()).collect();
+            let still_dirty = again.iter().filter(|s| marker_and_guard(s).0 == 7).count();
+            assert_eq!(still_dirty * size, dirty, "the dirty ones kept their pages");
+            assert!(still_dirty < freed, "some were discarded");
+            assert!(
+                again.iter().all(|s| marker_and_guard(s).1),
+                "every guard stays"
+            );
             drop(keep);
         });
     }
@@ -831,7 +981,8 @@ mod tests {
             // One empty chunk is kept; its slots are handed out again.
             let kept = REGISTRY.with(|r| {
                 let mut r = r.borrow_mut();
-                let class = r.class(size);
+                let at = r.class_index(size);
+                let class = &r.classes[at];
                 assert_eq!(class.empty, 1);
                 class.room.len()
             });

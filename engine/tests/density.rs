@@ -196,20 +196,7 @@ fn mprotect_fallback_guards_carved_stacks_too() {
 #[test]
 fn overflow_of_a_stack_reused_from_its_chunk_hits_its_guard() {
     if in_child() {
-        // Fill the thread's hot pool with stacks of another size: from then on a freed small
-        // stack goes back to its chunk (pages discarded, guard kept) instead of the pool.
-        let fillers: Vec<Greenlet> = (0..64)
-            .map(|_| {
-                Greenlet::builder()
-                    .stack_size(2 * MIN_STACK_SIZE)
-                    .spawn(|v: Value| v)
-                    .unwrap()
-            })
-            .collect();
-        for f in &fillers {
-            f.switch(());
-            assert!(f.is_dead());
-        }
+        fill_hot_pool_with_another_size();
         let (below, below_local) = small_greenlet("below");
         report("below-local", below_local);
         // `first` takes the slot above `below`, dies, and its slot goes back to the chunk...
@@ -239,6 +226,61 @@ fn overflow_of_a_stack_reused_from_its_chunk_hits_its_guard() {
     assert_adjacent(&run);
     assert_deep_overflowed(&run);
     assert!(!run.stderr.contains("'first'"), "{}", run.explain());
+}
+
+#[test]
+fn overflow_of_a_stack_reused_after_its_chunk_emptied_hits_its_guard() {
+    if in_child() {
+        fill_hot_pool_with_another_size();
+        // Three stacks side by side; when the last of them dies, the chunk has no stack left
+        // and all its pages are discarded in one call spanning their guards.
+        let three: Vec<(Greenlet, usize)> =
+            (0..3).map(|i| small_greenlet(&format!("g{i}"))).collect();
+        let lowest = three[0].1;
+        for (g, _) in three.iter().rev() {
+            g.kill();
+        }
+        // Freed highest first, so the lowest two slots come back first, in order.
+        let (below, below_local) = small_greenlet("below");
+        report("below-local", below_local);
+        report("same-slots", below_local == lowest);
+        let (deep, deep_local) = small_greenlet("deep");
+        report("deep-id", deep.id());
+        report("deep-local", deep_local);
+        deep.switch(usize::MAX);
+        report("survived", "overflow was not detected");
+        drop((below, three));
+        return;
+    }
+    let run = run_child(
+        "overflow_of_a_stack_reused_after_its_chunk_emptied_hits_its_guard",
+        &[],
+    );
+    assert_eq!(
+        run.reported("same-slots"),
+        Some("true"),
+        "{}",
+        run.explain()
+    );
+    assert_adjacent(&run);
+    assert_deep_overflowed(&run);
+}
+
+/// Fills the thread's hot pool (64 stacks that keep their pages) with stacks of another size:
+/// from then on a freed small stack goes back to its chunk instead of the pool.
+fn fill_hot_pool_with_another_size() {
+    let fillers: Vec<Greenlet> = (0..64)
+        .map(|_| {
+            Greenlet::builder()
+                .stack_size(2 * MIN_STACK_SIZE)
+                .spawn(|v: Value| v)
+                .unwrap()
+        })
+        .collect();
+    for f in &fillers {
+        f.switch(());
+        assert!(f.is_dead());
+    }
 }
 
 /// Lines of `/proc/self/maps`: one per memory mapping (VMA) of this process.
