@@ -83,11 +83,11 @@ fn spawn(c: &mut Criterion) {
         });
     });
 
-    // The same without the per-thread pool of stacks that keep their pages: the pool is
-    // filled with stacks of another size first, so each spawn takes a slot from its chunk
-    // (guard already installed, pages faulted in again) and each death gives it back with
-    // MADV_DONTNEED. The honest counterpart of corosensei's fresh stack below, which maps,
-    // guards and unmaps a stack each time.
+    // The same past the per-thread hot pool: the pool is filled with stacks of another size
+    // first, so each spawn takes a free slot of a chunk (guard already installed, its pages
+    // kept within the thread's dirty budget) and each death gives it back to the chunk. A
+    // never-used stack (guard installed, pages faulted in) costs more: `figures density`
+    // reports that per greenlet, for corosensei too.
     group.bench_function("bypassed_pool/greenlet", |b| {
         let fillers: Vec<Greenlet> = (0..64)
             .map(|_| {
