@@ -54,6 +54,7 @@ mod switch;
 mod thread;
 pub mod trace;
 mod tracer;
+mod valgrind;
 mod value;
 
 pub use error::{Error, GreenletExit};

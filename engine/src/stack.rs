@@ -184,6 +184,7 @@ impl Stack {
             }
         };
         crate::overflow::install();
+        crate::valgrind::register_stack(base, size);
         Ok(Stack { base, size, chunk })
     }
 
@@ -253,6 +254,7 @@ impl Drop for Stack {
     /// Returns the slot to its chunk; no context runs on the stack any more (the greenlet that
     /// used it is dead or was never started).
     fn drop(&mut self) {
+        crate::valgrind::deregister_stack(self.base);
         release(self.base, self.chunk);
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 
-use crate::{Result, cmd, debugging, setup, visualizer};
+use crate::{Result, cmd, debugging, setup, valgrind, visualizer};
 
 /// Flags of `cargo xtask ci`; the defaults are what CI runs.
 #[derive(Debug, Args)]
@@ -37,6 +37,9 @@ pub enum Step {
     Clippy,
     /// Unit, integration and doc tests.
     Test,
+    /// The engine's semantics, model and drop tests under valgrind memcheck: no error, no
+    /// definite leak (see `valgrind.rs`).
+    Valgrind,
     /// The engine's tests cross-compiled for aarch64 Linux, run under qemu user emulation.
     Aarch64,
     /// Frame-pointer walks across greenlet stacks (a build with frame pointers) and the
@@ -53,11 +56,12 @@ pub enum Step {
 
 impl Step {
     /// All steps in execution order.
-    pub const ALL: [Step; 9] = [
+    pub const ALL: [Step; 10] = [
         Step::Setup,
         Step::Fmt,
         Step::Clippy,
         Step::Test,
+        Step::Valgrind,
         Step::Aarch64,
         Step::Debugging,
         Step::Doc,
@@ -73,6 +77,7 @@ impl Step {
             Step::Fmt => "fmt",
             Step::Clippy => "clippy",
             Step::Test => "test",
+            Step::Valgrind => "valgrind",
             Step::Aarch64 => "aarch64",
             Step::Debugging => "debugging",
             Step::Doc => "doc",
@@ -94,6 +99,7 @@ impl Step {
                 "warnings",
             ])),
             Step::Test => cmd::run(&mut cmd::cargo(["test", "--workspace"])),
+            Step::Valgrind => valgrind::run(),
             // Only the engine: it holds the per-architecture assembly; xtask is host tooling.
             // Benches are not built by `cargo test`; linker and runner come from
             // .cargo/config.toml.
@@ -285,7 +291,7 @@ mod tests {
         assert_eq!(
             plan(true, &[]),
             [
-                Fmt, Clippy, Test, Aarch64, Debugging, Doc, Examples, Visualizer
+                Fmt, Clippy, Test, Valgrind, Aarch64, Debugging, Doc, Examples, Visualizer
             ]
         );
         assert_eq!(

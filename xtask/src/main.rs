@@ -12,6 +12,7 @@ mod cmd;
 mod debugging;
 mod job;
 mod setup;
+mod valgrind;
 mod visualizer;
 
 use std::process::ExitCode;

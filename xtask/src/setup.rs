@@ -71,7 +71,8 @@ pub const APT_PACKAGES: &[Requirement] = &[
     ),
     Requirement::new(
         "valgrind",
-        "`cargo xtask bench` (callgrind counts instructions per switch)",
+        "`cargo xtask bench` (callgrind counts instructions per switch) and ci step `valgrind` \\
+         (memcheck over the engine's semantics, model and drop tests)",
     ),
     Requirement::new(
         "xvfb",
