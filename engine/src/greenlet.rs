@@ -44,6 +44,23 @@ use crate::value::Value;
 /// reference count of parent links never could, so dropping the last handle kills the parent
 /// at once, and a child's result later climbs past it to the next live ancestor.
 ///
+/// # Panics during a kill
+///
+/// A killed greenlet may catch its [`GreenletExit`] and run more code before it dies. If a
+/// panic then escapes its body:
+/// - after [`kill`](Greenlet::kill) (or [`throw`](Greenlet::throw)), the panic is raised in
+///   its parent like any body's panic, so it comes out of `kill()` when the killer is the
+///   parent;
+/// - after a kill on drop (the last handle to the suspended greenlet was dropped), the dropper
+///   is inside `Drop`, which must not panic: the panic is printed on stderr (`greenlet: a panic
+///   escaped while killing unreferenced greenlet '<name>' (#<id>): <message>; ignored`), its
+///   payload is dropped, and control returns to the dropper as usual.
+///
+/// A greenlet that catches a kill on drop and switches away instead of dying can no longer be
+/// reached by any handle: it is leaked (`... refused to die when killed; leaked` on stderr)
+/// rather than freed under its live frames, and the values on its stack are never dropped.
+/// `tests/drops.rs` checks both outcomes of a panic during a kill.
+///
 /// A handle cannot leave its thread (this does not compile):
 ///
 /// ```compile_fail
