@@ -437,7 +437,7 @@ impl App {
                     });
                 egui::Panel::left("source")
                     .resizable(true)
-                    .default_size(410.0)
+                    .default_size(380.0)
                     .min_size(200.0)
                     .show(ui, |ui| {
                         about(ui, &doc.origin, model);
@@ -445,7 +445,7 @@ impl App {
                     });
                 egui::Panel::right("output")
                     .resizable(true)
-                    .default_size(290.0)
+                    .default_size(270.0)
                     .min_size(160.0)
                     .show(ui, |ui| {
                         ui.strong("Console");

@@ -399,3 +399,54 @@ fn view_state_of_an_empty_app() {
     harness.get_by_label("Start with a lesson:");
     let _ = Origin::Memory(String::new());
 }
+
+#[test]
+fn a_reparented_node_slides_to_its_new_place() {
+    let app = lesson("generator");
+    let trace = app.trace().unwrap().clone();
+    let fibonacci = trace
+        .greenlets
+        .iter()
+        .find(|g| g.name.as_deref() == Some("fibonacci"))
+        .unwrap()
+        .id;
+    let moved = trace
+        .events
+        .iter()
+        .position(|e| matches!(e.kind, EventKind::ParentChanged { id, .. } if id == fibonacci))
+        .unwrap();
+    let mut app = app;
+    app.go_to(moved - 1);
+    // Frames 50 ms apart, so the 0.3 s animation spans several.
+    let mut harness = Harness::builder()
+        .with_size([1280.0, 720.0])
+        .with_context_setup(style::configure)
+        .with_step_dt(0.05)
+        .with_max_steps(30)
+        .build_eframe(|_cc| app);
+    harness.run();
+    let node_y = |h: &Harness<'_, App>| {
+        h.get_by_label_contains("tree node fibonacci:")
+            .rect()
+            .center()
+            .y
+    };
+    let before = node_y(&harness);
+    harness.key_press(Key::ArrowRight);
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        harness.step();
+        seen.push(node_y(&harness));
+    }
+    let after = *seen.last().unwrap();
+    assert!(
+        after > before + 10.0,
+        "under consumer now, a row lower: {before} -> {after}"
+    );
+    assert!(
+        seen.iter().any(|&y| y > before + 1.0 && y < after - 1.0),
+        "no frame between {before} and {after}: {seen:?}"
+    );
+    let label = text_of(&harness.get_by_label_contains("tree node fibonacci:"));
+    assert!(label.ends_with("parent consumer"), "{label}");
+}

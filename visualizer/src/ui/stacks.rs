@@ -11,7 +11,8 @@ use super::style;
 use crate::model::TraceModel;
 
 const BAR_WIDTH: f32 = 30.0;
-const COLUMN_WIDTH: f32 = 172.0;
+/// Narrowest and widest a column gets; within that, columns share the width evenly.
+const COLUMN_WIDTH: std::ops::RangeInclusive<f32> = 140.0..=190.0;
 /// The guard page is tiny next to a stack; it gets at least this many pixels to be seen.
 const MIN_GUARD_PX: f32 = 5.0;
 /// Frames listed under a bar before "… N more".
@@ -29,17 +30,23 @@ pub fn show(ui: &mut Ui, model: &TraceModel, step: usize) {
         ui.small(format!("dead, stacks released: {}", names.join(", ")));
     }
     let bar_height = (ui.available_height() - 24.0).clamp(60.0, 320.0);
+    // A separator and its spacing take about this much between two columns.
+    let separators = 14.0 * states.len().saturating_sub(1) as f32;
+    let width = ((ui.available_width() - separators) / states.len().max(1) as f32)
+        .clamp(*COLUMN_WIDTH.start(), *COLUMN_WIDTH.end());
     egui::ScrollArea::horizontal()
         .id_salt("stacks")
         .auto_shrink([false, true])
         .show(ui, |ui| {
             ui.horizontal_top(|ui| {
-                for s in states {
+                for (i, s) in states.iter().enumerate() {
+                    if i > 0 {
+                        ui.separator();
+                    }
                     ui.vertical(|ui| {
-                        ui.set_width(COLUMN_WIDTH);
+                        ui.set_width(width);
                         column(ui, model, s, bar_height);
                     });
-                    ui.separator();
                 }
             });
         });

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use egui::{
-    Align2, Color32, FontId, Id, Pos2, Rect, Sense, Shape, Stroke, StrokeKind, Ui, Vec2, pos2,
+    Align2, Color32, FontId, Id, Pos2, Rect, Role, Sense, Shape, Stroke, StrokeKind, Ui, Vec2,
+    WidgetInfo, pos2,
 };
 use greenlet::trace::{EventKind, GreenletState, State};
 
@@ -166,27 +167,27 @@ pub fn show(ui: &mut Ui, model: &TraceModel, step: usize) {
         };
         node(ui, &painter, model, s, centre, highlighted(s.id));
     }
-    let tips: Vec<(Rect, String)> = states
-        .iter()
-        .filter_map(|s| {
-            let c = centres.get(&s.id)?;
-            let parent = s
-                .parent
-                .map_or("none".to_owned(), |p| model.label(p).to_owned());
-            Some((
-                Rect::from_center_size(*c, NODE),
-                format!(
-                    "{}: {}, parent {parent}",
-                    model.label(s.id),
-                    style::state_name(s.state)
-                ),
-            ))
-        })
-        .collect();
-    if let Some(pointer) = response.hover_pos()
-        && let Some((_, tip)) = tips.iter().find(|(r, _)| r.contains(pointer))
-    {
-        response.on_hover_text_at_pointer(tip);
+    // Each node is a widget of its own: a tooltip, and a name for screen readers and tests
+    // (its rectangle is where the node is drawn, animation included).
+    for s in &states {
+        let Some(&centre) = centres.get(&s.id) else {
+            continue;
+        };
+        let parent = s
+            .parent
+            .map_or("none".to_owned(), |p| model.label(p).to_owned());
+        let text = format!(
+            "tree node {}: {}, parent {parent}",
+            model.label(s.id),
+            style::state_name(s.state)
+        );
+        let node = ui.interact(
+            Rect::from_center_size(centre, NODE),
+            response.id.with(("node", s.id)),
+            Sense::hover(),
+        );
+        node.widget_info(|| WidgetInfo::labeled(Role::TreeItem, true, &text));
+        node.on_hover_text(&text["tree node ".len()..]);
     }
 }
 
