@@ -4,7 +4,7 @@
 //! same app runs in eframe's window, in `egui_kittest` tests and screenshots, and (later) in the
 //! web page.
 
-use egui::{Align2, Color32, Context, Key, Modifiers, RichText, Ui};
+use egui::{Context, Ui};
 use greenlet::trace::Trace;
 
 use crate::action::Action;
@@ -12,8 +12,8 @@ use crate::lessons;
 use crate::model::TraceModel;
 use crate::playback::Playback;
 use crate::ui::{
-    cards, console, events::EventList, help, source::SourceView, stacks, timeline::TimelineView,
-    toolbar, tree,
+    cards, console, events::EventList, help, page, source::SourceView, stacks,
+    timeline::TimelineView, toolbar, tree,
 };
 
 /// Where the loaded trace came from.
@@ -84,6 +84,8 @@ pub struct App {
     help_open: bool,
     /// The "open path" field's text, while it is shown.
     open_path: Option<String>,
+    /// The path field was just shown: give it the keyboard once.
+    focus_open_path: bool,
     source: SourceView,
     events: EventList,
     timeline: TimelineView,
@@ -107,6 +109,7 @@ impl App {
             error: None,
             help_open: false,
             open_path: None,
+            focus_open_path: false,
             source: SourceView::default(),
             events: EventList::default(),
             timeline: TimelineView::default(),
@@ -230,7 +233,7 @@ impl App {
     pub fn show(&mut self, ui: &mut Ui) {
         let ctx = ui.ctx().clone();
         // Keys act before drawing, so the frame already shows their effect.
-        for action in self.keys(&ctx) {
+        for action in crate::keys::pressed(&ctx) {
             self.apply(action, &ctx);
         }
         self.take_dropped_files(&ctx);
@@ -263,50 +266,6 @@ impl App {
             },
             None => "greenlet visualizer".to_owned(),
         }
-    }
-
-    /// The keyboard shortcuts pressed this frame, consumed so no widget also acts on them.
-    fn keys(&mut self, ctx: &Context) -> Vec<Action> {
-        let mut actions = Vec::new();
-        let typing = ctx.egui_wants_keyboard_input();
-        ctx.input_mut(|i| {
-            if i.consume_key(Modifiers::NONE, Key::Escape) {
-                actions.push(Action::Escape);
-            }
-            if typing {
-                return;
-            }
-            // Most specific first: consume_key ignores extra Shift.
-            let bindings = [
-                (Modifiers::SHIFT, Key::ArrowRight, Action::NextSwitch),
-                (Modifiers::SHIFT, Key::ArrowLeft, Action::PreviousSwitch),
-                (Modifiers::NONE, Key::ArrowRight, Action::Forward),
-                (Modifiers::NONE, Key::ArrowLeft, Action::Back),
-                (Modifiers::NONE, Key::Space, Action::TogglePlay),
-                (Modifiers::NONE, Key::Home, Action::Home),
-                (Modifiers::NONE, Key::End, Action::End),
-                (Modifiers::NONE, Key::F1, Action::ToggleHelp),
-                (Modifiers::NONE, Key::Questionmark, Action::ToggleHelp),
-                (Modifiers::NONE, Key::Plus, Action::ChangeSpeed(1)),
-                (Modifiers::NONE, Key::Equals, Action::ChangeSpeed(1)),
-                (Modifiers::NONE, Key::Minus, Action::ChangeSpeed(-1)),
-                (Modifiers::COMMAND, Key::O, Action::OpenDialog),
-            ];
-            for (modifiers, key, action) in bindings {
-                for _ in 0..i.count_and_consume_key(modifiers, key) {
-                    actions.push(action.clone());
-                }
-            }
-            // `?` typed with Shift arrives as text on some keyboards, not as a key.
-            let typed_question = i
-                .events
-                .iter()
-                .any(|e| matches!(e, egui::Event::Text(t) if t == "?"));
-            if typed_question && !actions.contains(&Action::ToggleHelp) {
-                actions.push(Action::ToggleHelp);
-            }
-        });
-        actions
     }
 
     /// Opens a file dropped on the window.
@@ -349,7 +308,10 @@ impl App {
             Action::ChangeSpeed(d) => self.playback.change_speed(d),
             Action::SetSpeed(i) => self.playback.set_speed_index(i),
             Action::OpenDialog => self.open_dialog(),
-            Action::ShowOpenPath => self.open_path = Some(String::new()),
+            Action::ShowOpenPath => {
+                self.open_path = Some(String::new());
+                self.focus_open_path = true;
+            }
             Action::OpenPath(path) => {
                 self.open_path = None;
                 #[cfg(not(target_arch = "wasm32"))]
@@ -389,7 +351,10 @@ impl App {
             match picked {
                 Some(path) => self.load_path(&path),
                 // No dialog could be shown (no desktop portal or zenity): offer the path field.
-                None => self.open_path = self.open_path.take().or(Some(String::new())),
+                None => {
+                    self.open_path = self.open_path.take().or(Some(String::new()));
+                    self.focus_open_path = true;
+                }
             }
         }
         #[cfg(target_arch = "wasm32")]
@@ -440,7 +405,7 @@ impl App {
                     .default_size(380.0)
                     .min_size(200.0)
                     .show(ui, |ui| {
-                        about(ui, &doc.origin, model);
+                        page::about(ui, &doc.origin, model);
                         stats.source_rows = source.show(ui, model, step);
                     });
                 egui::Panel::right("output")
@@ -462,7 +427,7 @@ impl App {
                         }
                     });
                 egui::CentralPanel::default().show(ui, |ui| {
-                    error_banner(ui, error.as_deref(), actions);
+                    page::error_banner(ui, error.as_deref(), actions);
                     ui.strong("Greenlets");
                     cards::show(ui, model, step);
                     ui.separator();
@@ -484,8 +449,8 @@ impl App {
             }
             None => {
                 egui::CentralPanel::default().show(ui, |ui| {
-                    error_banner(ui, error.as_deref(), actions);
-                    welcome(ui, actions);
+                    page::error_banner(ui, error.as_deref(), actions);
+                    page::welcome(ui, actions);
                 });
             }
         }
@@ -497,119 +462,12 @@ impl App {
         if self.help_open && help::show(ctx) {
             self.help_open = false;
         }
-        if let Some(text) = &mut self.open_path {
-            let mut open = true;
-            egui::Window::new("Open a trace file")
-                .open(&mut open)
-                .collapsible(false)
-                .anchor(Align2::CENTER_TOP, [0.0, 80.0])
-                .show(ctx, |ui| {
-                    let label = ui.label("Path of a trace (.json):");
-                    let field = ui
-                        .add(egui::TextEdit::singleline(text).desired_width(420.0))
-                        .labelled_by(label.id);
-                    field.request_focus();
-                    let enter = field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
-                    if ui.button("Open").clicked() || enter {
-                        actions.push(Action::OpenPath(text.clone()));
-                    }
-                });
-            if !open {
-                self.open_path = None;
-            }
+        let focus = std::mem::take(&mut self.focus_open_path);
+        if let Some(text) = &mut self.open_path
+            && !page::open_path_window(ctx, text, focus, actions)
+        {
+            self.open_path = None;
         }
-        let hovering = ctx.input(|i| !i.raw.hovered_files.is_empty());
-        if hovering {
-            let painter = ctx.layer_painter(egui::LayerId::new(
-                egui::Order::Foreground,
-                egui::Id::unique("drop"),
-            ));
-            let rect = ctx.content_rect();
-            painter.rect_filled(rect, 0.0, Color32::from_black_alpha(180));
-            painter.text(
-                rect.center(),
-                Align2::CENTER_CENTER,
-                "Drop a trace file to open it",
-                egui::FontId::proportional(28.0),
-                Color32::WHITE,
-            );
-        }
+        page::drop_hint(ctx);
     }
-}
-
-/// The lesson's explanation, or what file is shown.
-fn about(ui: &mut Ui, origin: &Origin, model: &TraceModel) {
-    match origin {
-        Origin::Lesson(id) => {
-            if let Some(lesson) = lessons::find(id) {
-                egui::CollapsingHeader::new(RichText::new(lesson.title).strong())
-                    .id_salt("about")
-                    .default_open(true)
-                    .show(ui, |ui| {
-                        egui::ScrollArea::vertical()
-                            .id_salt("explanation")
-                            .max_height(150.0)
-                            .show(ui, |ui| {
-                                for paragraph in lesson.explanation.split("\n\n") {
-                                    ui.label(paragraph);
-                                }
-                            });
-                    });
-            }
-        }
-        Origin::File(name) | Origin::Memory(name) => {
-            ui.strong(format!("Trace: {name}"));
-            ui.weak(format!(
-                "program {}, {} events, {} greenlets, {} switches",
-                model.trace().program,
-                model.len(),
-                model.lanes().len(),
-                model.transfer_count()
-            ));
-        }
-    }
-    ui.separator();
-}
-
-/// The error, if any, in red, with a button to dismiss it.
-fn error_banner(ui: &mut Ui, error: Option<&str>, actions: &mut Vec<Action>) {
-    let Some(error) = error else { return };
-    egui::Frame::new()
-        .fill(Color32::from_rgb(90, 25, 25))
-        .stroke(egui::Stroke::new(1.0, Color32::from_rgb(240, 90, 90)))
-        .inner_margin(8.0)
-        .corner_radius(4.0)
-        .show(ui, |ui| {
-            ui.horizontal(|ui| {
-                ui.label(
-                    RichText::new("⚠")
-                        .size(18.0)
-                        .color(Color32::from_rgb(255, 150, 150)),
-                );
-                ui.add(egui::Label::new(RichText::new(error).color(Color32::WHITE)).wrap());
-            });
-            if ui.button("Dismiss").clicked() {
-                actions.push(Action::DismissError);
-            }
-        });
-    ui.add_space(6.0);
-}
-
-/// Nothing loaded: how to start.
-fn welcome(ui: &mut Ui, actions: &mut Vec<Action>) {
-    ui.heading("greenlet visualizer");
-    ui.label("Step through a greenlet program: its source, every greenlet, the parent tree, the stacks and every switch.");
-    ui.add_space(10.0);
-    ui.strong("Start with a lesson:");
-    for lesson in &lessons::ALL {
-        if ui.button(lesson.title).clicked() {
-            actions.push(Action::LoadLesson(lesson.id));
-        }
-    }
-    ui.add_space(10.0);
-    ui.strong("Or open a trace:");
-    ui.label(
-        "File → Open, drop a .json file on this window, or run greenlet-visualizer path.json.",
-    );
-    ui.label("Record your own program with GREENLET_TRACE=trace.json cargo run …");
 }

@@ -15,6 +15,7 @@ pub mod app;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
 pub mod frames;
+pub mod keys;
 pub mod lessons;
 pub mod model;
 #[cfg(not(target_arch = "wasm32"))]

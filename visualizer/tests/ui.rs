@@ -450,3 +450,39 @@ fn a_reparented_node_slides_to_its_new_place() {
     let label = text_of(&harness.get_by_label_contains("tree node fibonacci:"));
     assert!(label.ends_with("parent consumer"), "{label}");
 }
+
+#[test]
+fn a_path_typed_into_file_open_path_is_opened() {
+    let dir = std::env::temp_dir().join(format!("greenlet-visualizer-path-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("typed.json");
+    greenlet_visualizer::synthetic::trace(30, 1)
+        .write(&file)
+        .unwrap();
+
+    let mut harness = window(lesson("seed"));
+    harness.get_by_label("File").click();
+    harness.run();
+    harness.get_by_label("Open path…").click();
+    harness.run();
+    let field = harness.get_by_role(egui::Role::TextInput);
+    assert!(
+        field.is_focused(),
+        "the field takes the keyboard when it opens"
+    );
+    field.type_text(file.to_str().unwrap());
+    harness.run();
+    harness.key_press(Key::Enter);
+    harness.run();
+    let state = harness.state().view_state();
+    assert_eq!(state.program.as_deref(), Some("synthetic-30"));
+    assert_eq!(state.error, None);
+    assert!(
+        harness.query_by_role(egui::Role::TextInput).is_none(),
+        "the field closed"
+    );
+    // The keys step again once the field is gone.
+    press(&mut harness, Key::ArrowRight, 2);
+    assert_eq!(harness.state().view_state().step, 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -5,6 +5,7 @@ pub mod cards;
 pub mod console;
 pub mod events;
 pub mod help;
+pub mod page;
 pub mod source;
 pub mod stacks;
 pub mod style;
