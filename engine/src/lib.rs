@@ -45,6 +45,7 @@
 //! [`parent`]: Greenlet::parent
 
 mod arch;
+mod asan;
 mod error;
 mod greenlet;
 mod inner;

@@ -10,6 +10,7 @@
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::arch::{self, Words};
+use crate::asan;
 use crate::error::GreenletExit;
 use crate::greenlet::Greenlet;
 use crate::inner::{Inner, Payload, State, dispose, panic_message};
@@ -107,6 +108,8 @@ pub(crate) unsafe fn switch_to_words(
     let (cur, tgt) = unsafe { (&*current, &*target) };
     tgt.state.set(State::Running);
     thread::set_current(target);
+    // SAFETY: both are live; `current` runs until the switch below (no-op without ASan).
+    let fiber = unsafe { asan::start(current, target) };
     // SAFETY: `tgt.sp` is a context saved by `arch::switch` or made by `init_stack` on the
     // target's stack, which is mapped (it is unstarted or suspended).
     let words = unsafe {
@@ -117,6 +120,7 @@ pub(crate) unsafe fn switch_to_words(
             pack(v, current),
         )
     };
+    asan::finish(fiber);
     // We run again: someone switched to us and set us current.
     // SAFETY: the words were packed by the switch that resumed us.
     unsafe { receive(words, true) }
@@ -269,6 +273,8 @@ pub(crate) unsafe fn probe(sentinel: *const Inner, target: *const Inner, req: Pr
     tgt.state.set(State::Running);
     thread::set_current(target);
     thread::set_pending();
+    // SAFETY: as in `switch_to`.
+    let fiber = unsafe { asan::start(current, target) };
     // SAFETY: as in `switch_to`: the target's context is valid.
     let words = unsafe {
         arch::switch(
@@ -278,6 +284,7 @@ pub(crate) unsafe fn probe(sentinel: *const Inner, target: *const Inner, req: Pr
             pack(Value::new(req), sentinel),
         )
     };
+    asan::finish(fiber);
     // SAFETY: the target answered with a switch of its own.
     // SAFETY: the words are the answer's value, used once.
     let answer = unsafe { Value::from_words(receive(words, true)) };
@@ -370,6 +377,8 @@ pub(crate) unsafe extern "C" fn entry(
     data: usize,
 ) -> ! {
     let me = data as *const Inner;
+    // SAFETY: we are the running greenlet, just started (no-op without ASan).
+    unsafe { asan::entered(me) };
     // SAFETY: the first switch into us packed these words.
     let v = unsafe { Value::from_words(receive([w0, w1, w2, w3], false)) };
     // SAFETY: we are the running greenlet; our Inner lives while we run.

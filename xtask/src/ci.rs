@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 
-use crate::{Result, cmd, debugging, setup, valgrind, visualizer};
+use crate::{Result, asan, cmd, debugging, setup, valgrind, visualizer};
 
 /// Flags of `cargo xtask ci`; the defaults are what CI runs.
 #[derive(Debug, Args)]
@@ -40,6 +40,9 @@ pub enum Step {
     /// The engine's semantics, model and drop tests under valgrind memcheck: no error, no
     /// definite leak (see `valgrind.rs`).
     Valgrind,
+    /// The same tests built with nightly's AddressSanitizer and the engine's fiber annotations
+    /// (skipped without a nightly toolchain; see `asan.rs`).
+    Asan,
     /// The engine's tests cross-compiled for aarch64 Linux, run under qemu user emulation.
     Aarch64,
     /// Frame-pointer walks across greenlet stacks (a build with frame pointers) and the
@@ -56,12 +59,13 @@ pub enum Step {
 
 impl Step {
     /// All steps in execution order.
-    pub const ALL: [Step; 10] = [
+    pub const ALL: [Step; 11] = [
         Step::Setup,
         Step::Fmt,
         Step::Clippy,
         Step::Test,
         Step::Valgrind,
+        Step::Asan,
         Step::Aarch64,
         Step::Debugging,
         Step::Doc,
@@ -78,6 +82,7 @@ impl Step {
             Step::Clippy => "clippy",
             Step::Test => "test",
             Step::Valgrind => "valgrind",
+            Step::Asan => "asan",
             Step::Aarch64 => "aarch64",
             Step::Debugging => "debugging",
             Step::Doc => "doc",
@@ -100,6 +105,7 @@ impl Step {
             ])),
             Step::Test => cmd::run(&mut cmd::cargo(["test", "--workspace"])),
             Step::Valgrind => valgrind::run(),
+            Step::Asan => asan::run(),
             // Only the engine: it holds the per-architecture assembly; xtask is host tooling.
             // Benches are not built by `cargo test`; linker and runner come from
             // .cargo/config.toml.
@@ -291,7 +297,7 @@ mod tests {
         assert_eq!(
             plan(true, &[]),
             [
-                Fmt, Clippy, Test, Valgrind, Aarch64, Debugging, Doc, Examples, Visualizer
+                Fmt, Clippy, Test, Valgrind, Asan, Aarch64, Debugging, Doc, Examples, Visualizer
             ]
         );
         assert_eq!(

@@ -6,6 +6,7 @@
 //! The only dependency is `clap`: this crate is compiled before anything else
 //! on a fresh machine, so every extra crate delays the first check.
 
+mod asan;
 mod bench;
 mod ci;
 mod cmd;
