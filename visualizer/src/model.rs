@@ -305,7 +305,12 @@ impl TraceModel {
                 origin,
                 target,
                 value,
-            } => format!("switch {} → {}: {value}", n(*origin), n(*target)),
+            } => format!(
+                "switch {} → {}: {}",
+                n(*origin),
+                n(*target),
+                short_value(value)
+            ),
             EventKind::Throw {
                 origin,
                 target,
@@ -327,6 +332,31 @@ impl TraceModel {
             EventKind::Output { text } => format!("print {:?}", text.trim_end_matches('\n')),
         }
     }
+}
+
+/// A value summary, shorter: the engine records a value it cannot print as its type name in
+/// angle brackets, and the module paths in it say little (`<a::b::Item>` becomes `<Item>`,
+/// `<core::option::Option<u64>>` becomes `<Option<u64>>`). Other summaries are unchanged.
+pub fn short_value(summary: &str) -> String {
+    if !(summary.starts_with('<') && summary.ends_with('>') && summary.contains("::")) {
+        return summary.to_owned();
+    }
+    let mut out = String::with_capacity(summary.len());
+    let mut path = String::new();
+    let flush = |path: &mut String, out: &mut String| {
+        out.push_str(path.rsplit("::").next().unwrap_or(""));
+        path.clear();
+    };
+    for c in summary.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            path.push(c);
+        } else {
+            flush(&mut path, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut path, &mut out);
+    out
 }
 
 /// Transfers per bucket, for the overview strip.
@@ -364,6 +394,22 @@ mod tests {
             panic!("a switch")
         };
         assert_eq!(model.running(first), Some(target));
+    }
+
+    #[test]
+    fn type_names_in_value_summaries_lose_their_paths() {
+        assert_eq!(short_value("<app::lessons::pipeline::Item>"), "<Item>");
+        assert_eq!(short_value("<core::option::Option<u64>>"), "<Option<u64>>");
+        assert_eq!(
+            short_value("<(alloc::string::String, u8)>"),
+            "<(String, u8)>"
+        );
+        assert_eq!(
+            short_value("\"a::b\""),
+            "\"a::b\"",
+            "a printed string stays"
+        );
+        assert_eq!(short_value("42"), "42");
     }
 
     #[test]

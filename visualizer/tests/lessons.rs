@@ -2,6 +2,7 @@
 //! whose markers point at its own `step!` lines in the source the trace carries.
 
 use greenlet::trace::{EventKind, Outcome, State, Trace};
+use greenlet_visualizer::frames::{display_name, program_frames};
 use greenlet_visualizer::lessons;
 
 fn record(id: &str) -> Trace {
@@ -245,6 +246,28 @@ fn recursion_fills_a_good_part_of_the_stack_and_stops_well_before_its_end() {
         .max()
         .unwrap();
     assert!(deepest >= 48, "{deepest} descend frames");
+}
+
+#[test]
+fn a_suspended_greenlet_is_seen_inside_its_body_function() {
+    let trace = record("pingpong");
+    let pong = id_of(&trace, "pong");
+    let suspended_in: Vec<String> = trace
+        .events
+        .iter()
+        .flat_map(|e| e.snapshot.iter())
+        .filter(|s| s.id == pong && s.state == State::Suspended)
+        .filter_map(|s| s.frames)
+        .flat_map(|f| {
+            program_frames(&trace.backtraces[f as usize])
+                .into_iter()
+                .map(display_name)
+        })
+        .collect();
+    assert!(
+        suspended_in.iter().any(|name| name == "pong"),
+        "pong's frames while suspended: {suspended_in:?}"
+    );
 }
 
 #[test]

@@ -1,43 +1,25 @@
 //! Return values climb the parent chain: when a greenlet's body returns, its result is switched
 //! to its parent; if the parent is dead, to the parent's parent, and so on. Switching into a
-//! dead greenlet works the same way.
+//! dead greenlet works the same way. Greenlet bodies here are functions of their own
+//! (`#[inline(never)]`), so the stack view can name them even in an optimised build.
 
-use greenlet::{Greenlet, root, step, trace_println};
+use greenlet::{Greenlet, Value, root, step, trace_println};
 
 pub fn run() {
-    // collector: a long-lived greenlet that reports whatever reaches it back to main.
+    // The chain: main <- collector <- middle <- leaf.
     let collector = Greenlet::builder()
         .name("collector")
-        .spawn(|first| {
-            let mut value: i32 = first.take();
-            loop {
-                trace_println!("collector received {value}");
-                step!("collector reports {value} to main and waits");
-                value = root().switch(value).take();
-            }
-        })
+        .spawn(collect)
         .expect("spawn collector");
-
-    // middle's parent is collector; leaf's parent is middle: main <- collector <- middle <- leaf.
     let middle = Greenlet::builder()
         .name("middle")
         .parent(&collector)
-        .spawn(|first| {
-            let n: i32 = first.take();
-            step!(
-                "middle starts with leaf's result {n}, and returns {}",
-                n + 1
-            );
-            n + 1
-        })
+        .spawn(add_one)
         .expect("spawn middle");
     let leaf = Greenlet::builder()
         .name("leaf")
         .parent(&middle)
-        .spawn(|_| {
-            step!("leaf returns 40: the value goes to its parent, middle");
-            40
-        })
+        .spawn(|_| forty())
         .expect("spawn leaf");
 
     step!("main switches to leaf");
@@ -55,6 +37,35 @@ pub fn run() {
 
     step!("main drops everything: the suspended collector is killed");
     drop((leaf, middle, collector));
+}
+
+/// collector's body: a long-lived greenlet that reports whatever reaches it back to main.
+#[inline(never)]
+fn collect(first: Value) {
+    let mut value: i32 = first.take();
+    loop {
+        trace_println!("collector received {value}");
+        step!("collector reports {value} to main and waits");
+        value = root().switch(value).take();
+    }
+}
+
+/// middle's body: starts with leaf's result, and returns it plus one.
+#[inline(never)]
+fn add_one(first: Value) -> i32 {
+    let n: i32 = first.take();
+    step!(
+        "middle starts with leaf's result {n}, and returns {}",
+        n + 1
+    );
+    n + 1
+}
+
+/// leaf's body.
+#[inline(never)]
+fn forty() -> i32 {
+    step!("leaf returns 40: the value goes to its parent, middle");
+    40
 }
 
 /// Puts this file in the trace, so the source pane shows exactly this code.

@@ -1,4 +1,6 @@
 //! The seed example: one greenlet that prints, hands control back, and is resumed to finish.
+//! Greenlet bodies here are functions of their own (`#[inline(never)]`), so the stack view can
+//! name them even in an optimised build.
 
 use greenlet::{Greenlet, root, step, trace_println};
 
@@ -6,15 +8,7 @@ pub fn run() {
     step!("create greenlet 1: nothing runs yet");
     let g = Greenlet::builder()
         .name("greenlet 1")
-        .spawn(|_| {
-            step!("greenlet 1 runs its body for the first time");
-            trace_println!("in func1 (greenlet 1)");
-            step!("greenlet 1 hands control back to main");
-            root().switch(());
-            step!("greenlet 1 resumes right after its switch");
-            trace_println!("exiting func1 (greenlet 1)");
-            step!("greenlet 1 returns: its result goes to its parent, main");
-        })
+        .spawn(|_| func1())
         .expect("spawn greenlet 1");
 
     trace_println!("entering greenlet 1");
@@ -28,6 +22,18 @@ pub fn run() {
 
     step!("greenlet 1 is dead; main carries on");
     trace_println!("exiting program");
+}
+
+/// greenlet 1's body.
+#[inline(never)]
+fn func1() {
+    step!("greenlet 1 runs its body for the first time");
+    trace_println!("in func1 (greenlet 1)");
+    step!("greenlet 1 hands control back to main");
+    root().switch(());
+    step!("greenlet 1 resumes right after its switch");
+    trace_println!("exiting func1 (greenlet 1)");
+    step!("greenlet 1 returns: its result goes to its parent, main");
 }
 
 /// Puts this file in the trace, so the source pane shows exactly this code.

@@ -80,6 +80,9 @@ fn card_body(ui: &mut Ui, model: &TraceModel, s: &GreenletState, colour: Color32
         .parent
         .map_or("none (root)".to_owned(), |p| model.label(p).to_owned());
     ui.small(format!("parent: {}", style::truncate(&parent, 14)));
-    let value = s.last_value.as_deref().unwrap_or("—");
-    ui.small(format!("last value: {}", style::truncate(value, 14)));
+    let value = s
+        .last_value
+        .as_deref()
+        .map_or("—".to_owned(), crate::model::short_value);
+    ui.small(format!("last value: {}", style::truncate(&value, 14)));
 }

@@ -219,6 +219,14 @@ fn frames(ui: &mut Ui, model: &TraceModel, s: &GreenletState) {
     };
     let frames = crate::frames::program_frames(all);
     ui.add_space(2.0);
+    if frames.is_empty() {
+        ui.small(RichText::new("no frames of the program's own").weak())
+            .on_hover_text(format!(
+                "{} engine and runtime frames are hidden",
+                all.len()
+            ));
+        return;
+    }
     ui.small(RichText::new("frames, innermost first:").weak())
         .on_hover_text(format!(
             "{} of {} frames are the program's; engine and runtime frames are hidden",

@@ -233,7 +233,7 @@ impl TimelineView {
                     &mut shapes,
                     (x, lane_of(*origin), lane_of(*target)),
                     style::SWITCH,
-                    labels.then(|| style::truncate(value, max_chars)),
+                    labels.then(|| style::truncate(&crate::model::short_value(value), max_chars)),
                     &lanes_rect,
                 ),
                 EventKind::Throw {
