@@ -71,6 +71,10 @@ pub(crate) unsafe fn deliver(
                 // A panic climbing from greenlets that died unstarted came back to us.
                 return v;
             }
+            if (*target).handles.get() == 0 {
+                // It will run with no handle; its receive keeps the flag up (see receive_slow).
+                thread::set_pending();
+            }
             let cur = &*current;
             if cur.state.get() == State::Running {
                 cur.state.set(State::Suspended);
@@ -221,6 +225,11 @@ unsafe fn receive_slow(from: *const Inner, w0: usize, w1: usize, w2: usize, resu
     let me = unsafe { &*thread::current() };
     let inject = if resuming { me.take_inject() } else { None };
     thread::refresh_pending();
+    if me.handles.get() == 0 {
+        // We run with no handle (an unreferenced parent got its child's result): whoever we
+        // switch to next must dispose of us (rule 6), so leave the flag up for them.
+        thread::set_pending();
+    }
     if let Some(f) = inject {
         // Its panic is raised here, where this greenlet resumes, as if thrown; `v` is dropped
         // by the unwinding.

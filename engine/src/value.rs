@@ -8,6 +8,7 @@
 
 use std::any::{Any, TypeId};
 use std::fmt;
+use std::marker::PhantomData;
 use std::mem::{self, ManuallyDrop, MaybeUninit};
 use std::ptr;
 
@@ -140,6 +141,8 @@ pub(crate) struct Thrown(pub(crate) Box<dyn Any + Send>);
 pub struct Value {
     storage: Storage,
     vtable: &'static VTable,
+    /// A value may hold anything `'static`, an `Rc` included: it must not leave its thread.
+    _not_send: PhantomData<*const ()>,
 }
 
 impl Value {
@@ -165,6 +168,7 @@ impl Value {
         Value {
             storage,
             vtable: &VTableFor::<T>::VTABLE,
+            _not_send: PhantomData,
         }
     }
 
@@ -236,6 +240,7 @@ impl Value {
             storage: Storage([MaybeUninit::new(w[0]), MaybeUninit::new(w[1])]),
             // SAFETY: the vtable pointer `into_words` read out.
             vtable: unsafe { &*(w[2] as *const VTable) },
+            _not_send: PhantomData,
         }
     }
 

@@ -1871,3 +1871,34 @@ fn rule_06_dropping_a_long_parent_chain_does_not_recurse() {
     assert_eq!(depth, 20_002, "20,001 greenlets and the root");
     drop(last); // frees all 20,001 in one loop
 }
+
+/// Rule 6 for a greenlet that runs with no handle at all.
+///
+/// `p` loses its last handle while unstarted; a child's parent link keeps it (rightly) from
+/// being freed. When the child dies, its result starts `p` (rule 2), which then switches to
+/// the root: `p` is now suspended with no handle, so the root must kill it right there, as it
+/// does for a greenlet that dropped its own last handle while running.
+///
+/// Found by `tests/model.rs` (a regression of the switch fast path, since fixed: a greenlet that
+/// gets control with no handle leaves the pending flag up for whoever it next switches to).
+#[test]
+fn rule_06_greenlet_started_without_handles_is_killed_when_it_switches_away() {
+    let log: Rc<RefCell<Vec<&str>>> = Rc::default();
+    let l = log.clone();
+    let child = Greenlet::new(|_| ());
+    let p = Greenlet::new(move |_: Value| {
+        l.borrow_mut().push("p started");
+        let r = catch_unwind(AssertUnwindSafe(|| root().switch("p yields")));
+        l.borrow_mut()
+            .push(if r.is_err() { "p killed" } else { "p resumed" });
+    });
+    child.set_parent(&p).unwrap();
+    drop(p); // unstarted, no handle left; child's link keeps it
+    let got = child.switch(()); // child returns into p, which starts and yields to the root
+    assert_eq!(got.downcast::<&str>().ok(), Some("p yields"));
+    assert_eq!(
+        *log.borrow(),
+        ["p started", "p killed"],
+        "p, suspended with no handle, is killed as soon as it has switched away"
+    );
+}

@@ -26,6 +26,9 @@ fn handles_cannot_be_sent_or_shared_across_threads() {
     t.compile_fail("tests/ui/greenlet_not_sync.rs");
     t.compile_fail("tests/ui/current_not_send.rs");
     t.compile_fail("tests/ui/builder_not_send.rs");
+    // A value may hold an `Rc`: it must stay on its thread too.
+    t.compile_fail("tests/ui/value_not_send.rs");
+    t.compile_fail("tests/ui/value_not_sync.rs");
 }
 
 const THREADS: usize = 8;
