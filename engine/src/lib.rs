@@ -44,6 +44,8 @@
 //! [`kill`]: Greenlet::kill
 //! [`parent`]: Greenlet::parent
 
+#![warn(missing_docs)]
+
 mod arch;
 mod asan;
 mod error;
