@@ -233,7 +233,7 @@ fn overflow_of_a_stack_reused_after_its_chunk_emptied_hits_its_guard() {
     if in_child() {
         fill_hot_pool_with_another_size();
         // Three stacks side by side; when the last of them dies, the chunk has no stack left
-        // and all its pages are discarded in one call spanning their guards.
+        // and is kept for reuse (its slots still hold their pages and guards).
         let three: Vec<(Greenlet, usize)> =
             (0..3).map(|i| small_greenlet(&format!("g{i}"))).collect();
         let lowest = three[0].1;
