@@ -35,7 +35,7 @@ struct Document {
 }
 
 /// What the app shows, for tests and for scripts driving it (the web page's JavaScript hook).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ViewState {
     /// The loaded program's name.
     pub program: Option<String>,
@@ -47,6 +47,8 @@ pub struct ViewState {
     pub event_count: usize,
     /// Whether playback runs.
     pub playing: bool,
+    /// Playback speed, in events per second.
+    pub speed: f32,
     /// The name of the greenlet running after the current event.
     pub running: Option<String>,
     /// The file of the current source line.
@@ -73,6 +75,12 @@ pub struct FrameStats {
     pub console_rows: usize,
     /// Source lines drawn.
     pub source_rows: usize,
+    /// Greenlet cards drawn.
+    pub cards: usize,
+    /// Parent tree nodes drawn.
+    pub tree_nodes: usize,
+    /// Stack columns drawn.
+    pub stacks: usize,
 }
 
 /// The visualizer.
@@ -203,6 +211,7 @@ impl App {
         let mut state = ViewState {
             step,
             playing: self.playback.playing(),
+            speed: self.playback.speed(),
             error: self.error.clone(),
             help_open: self.help_open,
             ..ViewState::default()
@@ -429,7 +438,7 @@ impl App {
                 egui::CentralPanel::default().show(ui, |ui| {
                     page::error_banner(ui, error.as_deref(), actions);
                     ui.strong("Greenlets");
-                    cards::show(ui, model, step);
+                    stats.cards = cards::show(ui, model, step);
                     ui.separator();
                     ui.horizontal(|ui| {
                         ui.strong("Parent tree");
@@ -437,14 +446,14 @@ impl App {
                     });
                     let tree_height = (ui.available_height() * 0.4).clamp(70.0, 170.0);
                     ui.allocate_ui(egui::vec2(ui.available_width(), tree_height), |ui| {
-                        tree::show(ui, model, step);
+                        stats.tree_nodes = tree::show(ui, model, step);
                     });
                     ui.separator();
                     ui.horizontal(|ui| {
                         ui.strong("Stacks");
                         ui.weak("to scale; top = high addresses, stacks grow down");
                     });
-                    stacks::show(ui, model, step);
+                    stats.stacks = stacks::show(ui, model, step);
                 });
             }
             None => {

@@ -192,6 +192,36 @@ impl TraceModel {
         states
     }
 
+    /// At most `limit` of the greenlets alive after event `i`, in lane order, always including
+    /// the running one and those the event is about; and how many were left out. Views with a
+    /// widget or a drawing per greenlet use this, so a program with thousands of live greenlets
+    /// still draws a bounded frame.
+    pub fn shown(&self, i: usize, limit: usize) -> (Vec<&GreenletState>, usize) {
+        let all = self.snapshot(i);
+        if all.len() <= limit {
+            return (all, 0);
+        }
+        let involved = self.event(i).map(|e| involved(&e.kind)).unwrap_or_default();
+        let must = |s: &GreenletState| s.state == State::Running || involved.contains(&s.id);
+        let mut room = limit.saturating_sub(all.iter().filter(|s| must(s)).count());
+        let total = all.len();
+        let shown: Vec<&GreenletState> = all
+            .into_iter()
+            .filter(|s| {
+                if must(s) {
+                    true
+                } else if room > 0 {
+                    room -= 1;
+                    true
+                } else {
+                    false
+                }
+            })
+            .collect();
+        let hidden = total - shown.len();
+        (shown, hidden)
+    }
+
     /// The lanes, one per greenlet, in order of appearance.
     pub fn lanes(&self) -> &[Lane] {
         &self.lanes
@@ -359,6 +389,20 @@ pub fn short_value(summary: &str) -> String {
     out
 }
 
+/// The greenlets an event is about.
+fn involved(kind: &EventKind) -> Vec<u64> {
+    match kind {
+        EventKind::Switch { origin, target, .. } | EventKind::Throw { origin, target, .. } => {
+            vec![*origin, *target]
+        }
+        EventKind::Spawn { id, .. }
+        | EventKind::Finish { id, .. }
+        | EventKind::ParentChanged { id, .. }
+        | EventKind::Drop { id } => vec![*id],
+        EventKind::Marker { .. } | EventKind::Output { .. } => Vec::new(),
+    }
+}
+
 /// Transfers per bucket, for the overview strip.
 fn density(transfers: &[usize], events: usize) -> Vec<u32> {
     let mut buckets = vec![0u32; OVERVIEW_BUCKETS];
@@ -410,6 +454,24 @@ mod tests {
             "a printed string stays"
         );
         assert_eq!(short_value("42"), "42");
+    }
+
+    #[test]
+    fn only_so_many_greenlets_are_shown_but_always_the_running_one() {
+        let model = TraceModel::new(synthetic::trace(400, 60));
+        let last = model.len() - 1;
+        let (all, hidden) = model.shown(last, 100);
+        assert_eq!((all.len(), hidden), (61, 0));
+        let (some, hidden) = model.shown(last, 10);
+        assert_eq!((some.len(), hidden), (10, 51));
+        let running = model.running(last).unwrap();
+        assert!(some.iter().any(|s| s.id == running));
+        // Lane order is kept.
+        let lanes: Vec<usize> = some
+            .iter()
+            .map(|s| model.lane_index(s.id).unwrap())
+            .collect();
+        assert!(lanes.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

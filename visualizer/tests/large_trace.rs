@@ -8,14 +8,19 @@ use egui::{Key, Modifiers};
 use egui_kittest::Harness;
 use greenlet_visualizer::ui::style;
 use greenlet_visualizer::ui::timeline::MIN_PX_PER_EVENT;
+use greenlet_visualizer::ui::{cards, stacks, tree};
 use greenlet_visualizer::{App, FrameStats, Origin, synthetic};
 
 const WIDTH: f32 = 1280.0;
 
 fn window(events: usize) -> Harness<'static, App> {
+    window_with(events, 4)
+}
+
+fn window_with(events: usize, workers: usize) -> Harness<'static, App> {
     let mut app = App::new();
     app.load_trace(
-        synthetic::trace(events, 4),
+        synthetic::trace(events, workers),
         Origin::Memory(format!("{events} events")),
     );
     let mut harness = Harness::builder()
@@ -107,4 +112,22 @@ fn a_frame_of_a_long_trace_draws_as_much_as_one_of_a_short_trace() {
         long.event_rows <= short.event_rows + 2,
         "short {short:?}, long {long:?}"
     );
+}
+
+#[test]
+fn hundreds_of_live_greenlets_draw_a_bounded_frame() {
+    let mut harness = window_with(1_000, 300);
+    harness.state_mut().go_to(999);
+    harness.run();
+    let stats = harness.state().frame_stats();
+    assert_eq!(stats.cards, cards::MAX_CARDS, "{stats:?}");
+    assert_eq!(stats.tree_nodes, tree::MAX_NODES, "{stats:?}");
+    assert!(stats.stacks <= stacks::MAX_STACKS, "{stats:?}");
+    assert_bounded(stats, "300 greenlets");
+    // The card of the running greenlet is always among those shown, and the rest are counted.
+    let running = harness.state().view_state().running.unwrap();
+    use egui_kittest::kittest::Queryable;
+    harness.get_by_label("● running");
+    harness.get_by_label(&format!("tree node {running}: running, parent main"));
+    harness.get_by_label("… and 285 more greenlets alive (see the timeline)");
 }

@@ -208,6 +208,15 @@ fn space_plays_at_the_chosen_speed_and_pauses() {
     harness.key_press(Key::Space);
     harness.step();
     let paused_at = harness.state().view_state().step;
+    // + and - change the speed, one notch at a time.
+    assert_eq!(harness.state().view_state().speed, 2.0);
+    harness.key_press(Key::Plus);
+    harness.step();
+    assert_eq!(harness.state().view_state().speed, 4.0);
+    harness.key_press(Key::Minus);
+    harness.key_press(Key::Minus);
+    harness.step();
+    assert_eq!(harness.state().view_state().speed, 1.0);
     harness.run_steps(8);
     assert!(!harness.state().view_state().playing);
     assert_eq!(harness.state().view_state().step, paused_at);

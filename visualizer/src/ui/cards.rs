@@ -12,13 +12,17 @@ const CARD_WIDTH: std::ops::RangeInclusive<f32> = 112.0..=150.0;
 const CARD_MARGIN: f32 = 8.0;
 const GAP: f32 = 6.0;
 
-/// Draws the cards of every greenlet alive after event `step`, wrapping into rows.
-pub fn show(ui: &mut Ui, model: &TraceModel, step: usize) {
-    let states = model.snapshot(step);
+/// At most this many cards (the running greenlet's always among them).
+pub const MAX_CARDS: usize = 16;
+
+/// Draws the cards of the greenlets alive after event `step`, in rows; returns how many.
+pub fn show(ui: &mut Ui, model: &TraceModel, step: usize) -> usize {
+    let (states, hidden) = model.shown(step, MAX_CARDS);
     if states.is_empty() {
         ui.weak("No greenlets at this step.");
-        return;
+        return 0;
     }
+    let count = states.len();
     // Rows of equal cards, laid out here: a frame's size is known only after it is drawn, so
     // `horizontal_wrapped` cannot wrap frames before they overflow.
     let available = ui.available_width();
@@ -36,6 +40,12 @@ pub fn show(ui: &mut Ui, model: &TraceModel, step: usize) {
             }
         });
     }
+    if hidden > 0 {
+        ui.weak(format!(
+            "… and {hidden} more greenlets alive (see the timeline)"
+        ));
+    }
+    count
 }
 
 /// One card, with the details in its tooltip.

@@ -78,7 +78,7 @@ impl SourceView {
         // Where each greenlet last ran a marker, in this file: a running greenlet resumed right
         // after it, a suspended one waits in a switch after it.
         let mut seen: Vec<(u32, State, String)> = Vec::new();
-        for s in model.snapshot(step) {
+        for s in model.shown(step, crate::ui::tree::MAX_NODES).0 {
             if !matches!(s.state, State::Running | State::Suspended) {
                 continue;
             }

@@ -18,13 +18,19 @@ const MIN_GUARD_PX: f32 = 5.0;
 /// Frames listed under a bar before "… N more".
 const MAX_FRAMES: usize = 6;
 
-/// Draws every live greenlet's stack after event `step`, side by side.
-pub fn show(ui: &mut Ui, model: &TraceModel, step: usize) {
+/// At most this many stacks side by side (the running greenlet's always among them).
+pub const MAX_STACKS: usize = 8;
+
+/// Draws the stacks of the greenlets alive after event `step`, side by side; returns how many.
+pub fn show(ui: &mut Ui, model: &TraceModel, step: usize) -> usize {
     // The dead have no stack left: they get one line, not a column.
-    let (dead, states): (Vec<_>, Vec<_>) = model
-        .snapshot(step)
+    let (shown, hidden) = model.shown(step, MAX_STACKS);
+    let (dead, states): (Vec<_>, Vec<_>) = shown
         .into_iter()
         .partition(|s| s.state == State::Dead && s.stack.is_none());
+    if hidden > 0 {
+        ui.small(format!("{hidden} more greenlets' stacks not drawn"));
+    }
     if !dead.is_empty() {
         let names: Vec<&str> = dead.iter().map(|s| model.label(s.id)).collect();
         ui.small(format!("dead, stacks released: {}", names.join(", ")));
@@ -50,6 +56,7 @@ pub fn show(ui: &mut Ui, model: &TraceModel, step: usize) {
                 }
             });
         });
+    states.len()
 }
 
 /// One greenlet's column: its name, then the bar beside its numbers and frames.

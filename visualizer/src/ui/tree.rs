@@ -101,9 +101,16 @@ fn depth(states: &[&GreenletState]) -> usize {
         .unwrap_or(0)
 }
 
-/// Draws the tree after event `step`.
-pub fn show(ui: &mut Ui, model: &TraceModel, step: usize) {
-    let states = model.snapshot(step);
+/// At most this many nodes (the running greenlet's always among them; a node whose parent is
+/// not shown becomes a root).
+pub const MAX_NODES: usize = 40;
+
+/// Draws the tree after event `step`; returns how many nodes.
+pub fn show(ui: &mut Ui, model: &TraceModel, step: usize) -> usize {
+    let (states, hidden) = model.shown(step, MAX_NODES);
+    if hidden > 0 {
+        ui.weak(format!("{hidden} more greenlets not drawn"));
+    }
     let column = (NODE.x + 10.0).min((ui.available_width() / states.len().max(1) as f32).max(40.0));
     // Rows squeeze together (down to a small gap) to fit a deep tree in the space there is.
     let room = ui.available_height().max(NODE.y + 8.0);
@@ -189,6 +196,7 @@ pub fn show(ui: &mut Ui, model: &TraceModel, step: usize) {
         node.widget_info(|| WidgetInfo::labeled(Role::TreeItem, true, &text));
         node.on_hover_text(&text["tree node ".len()..]);
     }
+    states.len()
 }
 
 /// One node: a rounded box in the state's colour; the dead fade to grey and get crossed out.
