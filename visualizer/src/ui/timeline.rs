@@ -217,7 +217,8 @@ impl TimelineView {
 
         // The events themselves.
         let labels = self.px_per_event >= 22.0;
-        let max_chars = ((self.px_per_event - 6.0) / 6.0).max(2.0) as usize;
+        // A label may run over the next event's slot: switches rarely follow each other.
+        let max_chars = ((2.0 * self.px_per_event - 8.0) / 6.0).max(2.0) as usize;
         for i in first_i..=last_i {
             out.events_drawn += 1;
             let Some(event) = model.event(i) else { break };
