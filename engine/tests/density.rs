@@ -2,81 +2,17 @@
 //! suspended greenlets cost few memory mappings.
 //!
 //! The overflow tests re-execute this test binary with `--exact <its own name>` and
-//! `GREENLET_DENSITY_CHILD=1` (see `engine/tests/overflow.rs` for the pattern): the scenario
+//! `GREENLET_TEST_CHILD=1` (see `engine/tests/overflow.rs` for the pattern): the scenario
 //! ends the process, and the parent checks how it died and what it printed. The density test
 //! runs in a child too, so that its mapping count and memory are its own.
 
-use std::os::unix::process::ExitStatusExt;
 mod common;
 
+use common::{ChildRun, in_child, report, run_child};
 use greenlet::{Greenlet, MIN_STACK_SIZE, Value, root};
 
-/// Set in the child's environment: run the scenario instead of spawning a child.
-const CHILD_ENV: &str = "GREENLET_DENSITY_CHILD";
 /// `libc::SIGABRT` (6 on Linux); `libc` is not a dev-dependency.
 const SIGABRT: i32 = 6;
-
-fn in_child() -> bool {
-    std::env::var_os(CHILD_ENV).is_some()
-}
-
-/// What a child run of one test left behind.
-struct ChildRun {
-    signal: Option<i32>,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl ChildRun {
-    /// The value of the last `@@key=value` report the child printed on stdout.
-    fn reported(&self, key: &str) -> Option<&str> {
-        let marker = format!("@@{key}=");
-        self.stdout.lines().rev().find_map(|l| {
-            let at = l.find(marker.as_str())?;
-            Some(l[at + marker.len()..].trim())
-        })
-    }
-
-    fn number(&self, key: &str) -> usize {
-        self.reported(key)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("the child did not report {key}\n{}", self.explain()))
-    }
-
-    fn explain(&self) -> String {
-        format!(
-            "child exited with signal {:?}, code {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.signal, self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// Runs the test `name` of this binary in a child process, in child mode, with `env` added.
-fn run_child(name: &str, env: &[(&str, &str)]) -> ChildRun {
-    let mut cmd = common::self_command();
-    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .env("RUST_BACKTRACE", "0");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run the test binary as a child");
-    ChildRun {
-        signal: out.status.signal(),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Prints `@@key=value` on its own line on stdout and flushes it before the child crashes.
-fn report(key: &str, value: impl std::fmt::Display) {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "\n@@{key}={value}").unwrap();
-    out.flush().unwrap();
-}
 
 /// A frame of about 10 KiB that recurses `depth - 1` more times (`usize::MAX`: until the stack
 /// runs out). A frame larger than a page is probed page by page (Rust's stack probes), so the

@@ -1,16 +1,13 @@
 //! Stack overflow reporting (rule 11, case 19), checked in child processes.
 //!
 //! Each test re-executes this test binary with `--exact <its own name>` and
-//! `GREENLET_OVERFLOW_CHILD=1`; in that mode the test runs its scenario, which ends the process.
+//! `GREENLET_TEST_CHILD=1`; in that mode the test runs its scenario, which ends the process.
 //! The parent checks how the child died and what it printed.
 
-use std::os::unix::process::ExitStatusExt;
 mod common;
 
+use common::{ChildRun, in_child, report, run_child};
 use greenlet::{Greenlet, Value, root};
-
-/// Set in the child's environment: run the scenario instead of spawning a child.
-const CHILD_ENV: &str = "GREENLET_OVERFLOW_CHILD";
 
 /// `libc::SIGABRT` (6 on Linux and the BSDs); `libc` is not a dev-dependency.
 const SIGABRT: i32 = 6;
@@ -19,61 +16,6 @@ const SIGSEGV: i32 = 11;
 
 /// Stack size of the greenlets that overflow; the message prints it as "64 KiB".
 const SMALL_STACK: usize = 64 * 1024;
-
-fn in_child() -> bool {
-    std::env::var_os(CHILD_ENV).is_some()
-}
-
-/// What a child run of one test left behind.
-struct ChildRun {
-    signal: Option<i32>,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl ChildRun {
-    /// The value of a `@@key=value` report the child printed on stdout (libtest's own output
-    /// may precede it on the same line).
-    fn reported(&self, key: &str) -> Option<&str> {
-        let marker = format!("@@{key}=");
-        self.stdout.lines().find_map(|l| {
-            let at = l.find(marker.as_str())?;
-            Some(l[at + marker.len()..].trim())
-        })
-    }
-
-    fn explain(&self) -> String {
-        format!(
-            "child exited with signal {:?}, code {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.signal, self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// Runs the test `name` of this binary in a child process, in child mode.
-fn run_child(name: &str) -> ChildRun {
-    let out = common::self_command()
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("run the test binary as a child");
-    ChildRun {
-        signal: out.status.signal(),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Prints `@@key=value` on its own line on stdout and flushes it before the child crashes.
-fn report(key: &str, value: impl std::fmt::Display) {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "\n@@{key}={value}").unwrap();
-    out.flush().unwrap();
-}
 
 /// A frame of about 10 KiB that recurses `depth - 1` more times (`usize::MAX`: until the stack
 /// runs out). Not a tail call, and the array is kept in memory by `black_box`.
@@ -133,7 +75,10 @@ fn case_19_recursion_fits_then_overflow_names_the_greenlet() {
         report("survived", "overflow was not detected");
         return;
     }
-    let run = run_child("case_19_recursion_fits_then_overflow_names_the_greenlet");
+    let run = run_child(
+        "case_19_recursion_fits_then_overflow_names_the_greenlet",
+        &[],
+    );
     assert_eq!(
         run.reported("fits"),
         Some("ok"),
@@ -162,7 +107,7 @@ fn overflow_on_a_pooled_stack_names_the_new_greenlet() {
         report("survived", "overflow was not detected");
         return;
     }
-    let run = run_child("overflow_on_a_pooled_stack_names_the_new_greenlet");
+    let run = run_child("overflow_on_a_pooled_stack_names_the_new_greenlet", &[]);
     assert_eq!(
         run.reported("same-stack"),
         Some("true"),
@@ -218,7 +163,7 @@ fn fault_outside_greenlet_stacks_is_a_plain_segfault() {
         report("survived", "no fault");
         return;
     }
-    let run = run_child("fault_outside_greenlet_stacks_is_a_plain_segfault");
+    let run = run_child("fault_outside_greenlet_stacks_is_a_plain_segfault", &[]);
     assert_plain_segfault(&run);
 }
 
@@ -239,7 +184,10 @@ fn fault_inside_a_greenlet_away_from_its_guard_is_a_plain_segfault() {
         report("survived", "no fault");
         return;
     }
-    let run = run_child("fault_inside_a_greenlet_away_from_its_guard_is_a_plain_segfault");
+    let run = run_child(
+        "fault_inside_a_greenlet_away_from_its_guard_is_a_plain_segfault",
+        &[],
+    );
     assert_plain_segfault(&run);
 }
 
@@ -262,7 +210,7 @@ fn thread_stack_overflow_keeps_rusts_message() {
         report("survived", "overflow was not detected");
         return;
     }
-    let run = run_child("thread_stack_overflow_keeps_rusts_message");
+    let run = run_child("thread_stack_overflow_keeps_rusts_message", &[]);
     assert_eq!(
         run.reported("about-to-overflow"),
         Some("yes"),

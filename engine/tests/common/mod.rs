@@ -26,3 +26,77 @@ pub fn command_for(exe: &std::path::Path) -> Command {
         _ => Command::new(exe),
     }
 }
+
+/// Set in a child's environment: run the test's scenario instead of spawning a child.
+pub const CHILD_ENV: &str = "GREENLET_TEST_CHILD";
+
+/// Whether this process is a child run of one test (see [`run_child`]).
+#[allow(dead_code)] // each test binary uses the helpers it needs
+pub fn in_child() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
+}
+
+/// What a child run of one test left behind.
+#[allow(dead_code)] // each test binary uses the helpers it needs
+pub struct ChildRun {
+    pub signal: Option<i32>,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+#[allow(dead_code)] // each test binary uses the helpers it needs
+impl ChildRun {
+    /// The value of the last `@@key=value` report the child printed on stdout.
+    pub fn reported(&self, key: &str) -> Option<&str> {
+        let marker = format!("@@{key}=");
+        self.stdout.lines().rev().find_map(|l| {
+            let at = l.find(marker.as_str())?;
+            Some(l[at + marker.len()..].trim())
+        })
+    }
+
+    /// A reported number; panics, with the child's output, when it was not reported.
+    pub fn number(&self, key: &str) -> usize {
+        self.reported(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("the child did not report {key}\n{}", self.explain()))
+    }
+
+    /// How the child ended and what it printed, for assertion messages.
+    pub fn explain(&self) -> String {
+        format!(
+            "child exited with signal {:?}, code {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.signal, self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs the test `name` of this binary in a child process, in child mode, with `env` added.
+/// The scenario usually ends the process (a signal); the parent checks how and what it printed.
+#[allow(dead_code)] // each test binary uses the helpers it needs
+pub fn run_child(name: &str, env: &[(&str, &str)]) -> ChildRun {
+    use std::os::unix::process::ExitStatusExt;
+    let out = self_command()
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .env("RUST_BACKTRACE", "0")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the test binary as a child");
+    ChildRun {
+        signal: out.status.signal(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Prints `@@key=value` on its own line on stdout and flushes it before the child crashes.
+#[allow(dead_code)] // each test binary uses the helpers it needs
+pub fn report(key: &str, value: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "\n@@{key}={value}").unwrap();
+    out.flush().unwrap();
+}
