@@ -25,5 +25,14 @@ pub mod playback;
 pub mod screenshot;
 pub mod synthetic;
 pub mod ui;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+
+// On the web the engine does not build: `greenlet::trace` is then this crate's `web::trace`
+// (the engine's own format and reader sources), so every `use greenlet::trace::…` stays as is.
+#[cfg(target_arch = "wasm32")]
+extern crate self as greenlet;
+#[cfg(target_arch = "wasm32")]
+pub use web::trace;
 
 pub use app::{App, FrameStats, Origin, ViewState};

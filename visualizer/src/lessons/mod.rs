@@ -123,17 +123,14 @@ pub fn load(lesson: &Lesson) -> Result<Trace, String> {
     record(lesson.id, program)
 }
 
-/// The lesson's trace. A web build cannot run greenlets natively; it will embed traces
-/// recorded by the native build.
+/// The lesson's trace. A web build cannot run greenlets: it shows the trace the native build
+/// recorded, which the page delivered (see [`crate::web`]).
 ///
 /// # Errors
-/// Always, until pre-recorded traces are embedded.
+/// When the page did not deliver it, or it cannot be read.
 #[cfg(target_arch = "wasm32")]
 pub fn load(lesson: &Lesson) -> Result<Trace, String> {
-    Err(format!(
-        "lesson {} has no pre-recorded trace in this build",
-        lesson.id
-    ))
+    crate::web::lesson_trace(lesson.id)
 }
 
 /// A lesson's code.
