@@ -6,6 +6,7 @@
 
 use egui::{Key, Modifiers};
 use egui_kittest::Harness;
+use egui_kittest::kittest::NodeT;
 use greenlet_visualizer::ui::style;
 use greenlet_visualizer::ui::timeline::MIN_PX_PER_EVENT;
 use greenlet_visualizer::ui::{cards, stacks, tree};
@@ -130,4 +131,22 @@ fn hundreds_of_live_greenlets_draw_a_bounded_frame() {
     harness.get_by_label("● running");
     harness.get_by_label(&format!("tree node {running}: running, parent main"));
     harness.get_by_label("… and 285 more greenlets alive (see the timeline)");
+    // The timeline shows ten of the 301 lanes: the running greenlet's among them.
+    let lane = 1 + running
+        .trim_start_matches("worker ")
+        .parse::<usize>()
+        .unwrap();
+    let label = harness
+        .get_by_label_contains("Timeline, event 999 of 1000, lanes")
+        .accesskit_node()
+        .label()
+        .unwrap()
+        .to_string();
+    let (first, last): (usize, usize) = {
+        let lanes = label.split("lanes ").nth(1).unwrap();
+        let mut numbers = lanes.split(' ').filter_map(|w| w.parse().ok());
+        (numbers.next().unwrap(), numbers.next().unwrap())
+    };
+    assert!((first..=last).contains(&lane), "lane {lane} not in {label}");
+    assert!(last - first < 20, "{label}");
 }

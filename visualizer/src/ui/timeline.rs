@@ -135,6 +135,12 @@ impl TimelineView {
             if s < self.first + 1.0 || s > self.first + visible_events - 2.0 {
                 self.first = s - visible_events * 0.25;
             }
+            // With more lanes than room, bring the running greenlet's lane into view.
+            if let Some(lane) = model.running_lane(step)
+                && (lane < self.first_lane || lane >= self.first_lane + lanes_visible)
+            {
+                self.first_lane = lane.saturating_sub(lanes_visible / 2);
+            }
         }
         self.first = self
             .first
@@ -436,7 +442,11 @@ impl TimelineView {
             egui::WidgetInfo::labeled(
                 egui::Role::Image,
                 true,
-                format!("Timeline, event {step} of {len}"),
+                format!(
+                    "Timeline, event {step} of {len}, lanes {} to {} of {lane_count}",
+                    self.first_lane + 1,
+                    (self.first_lane + lanes_visible).min(lane_count)
+                ),
             )
         });
 
