@@ -395,6 +395,9 @@ impl App {
             Some(doc) => {
                 let model = &doc.model;
                 let step = playback.step();
+                // Side panels start at a share of the window (the source pane's lines are
+                // long), and keep whatever width the user drags them to.
+                let width = ui.available_width();
                 egui::Panel::top("controls").show(ui, |ui| {
                     toolbar::transport(ui, actions, model, playback);
                     toolbar::status(ui, model, step);
@@ -411,7 +414,7 @@ impl App {
                     });
                 egui::Panel::left("source")
                     .resizable(true)
-                    .default_size(380.0)
+                    .default_size((width * 0.3).clamp(300.0, 620.0))
                     .min_size(200.0)
                     .show(ui, |ui| {
                         page::about(ui, &doc.origin, model);
@@ -419,7 +422,7 @@ impl App {
                     });
                 egui::Panel::right("output")
                     .resizable(true)
-                    .default_size(270.0)
+                    .default_size((width * 0.21).clamp(220.0, 420.0))
                     .min_size(160.0)
                     .show(ui, |ui| {
                         ui.strong("Console");
