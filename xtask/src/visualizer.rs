@@ -50,7 +50,9 @@ pub fn run() -> Result {
 
     let window = out.join("window.png");
     cmd::run(
-        Command::new("xvfb-run")
+        // A window that never draws would wait forever: coreutils' timeout ends it.
+        Command::new("timeout")
+            .args(["--kill-after=10", "180", "xvfb-run"])
             .arg("--auto-servernum")
             .arg(format!("--server-args=-screen 0 {size}x24"))
             .arg(&bin)
