@@ -104,6 +104,10 @@ fn numbers(ui: &mut Ui, model: &TraceModel, s: &GreenletState) {
     }
     ui.small(RichText::new(format!("top  {}", style::hex(stack.end))).monospace());
     ui.small(RichText::new(format!("base {}", style::hex(stack.start))).monospace());
+    if let Some(span) = magnified_span(stack.len(), s.stack_high_water.max(s.stack_used)) {
+        ui.small(RichText::new(format!("thin bar: top {}", style::bytes(span))).weak())
+            .on_hover_text("The thin bar magnifies the top of the stack, where the use is");
+    }
     if let Some(guard) = s.guard {
         ui.small(
             RichText::new(format!("guard {} below", style::bytes(guard.len()))).color(style::GUARD),
@@ -132,7 +136,9 @@ fn bar(ui: &mut Ui, model: &TraceModel, s: &GreenletState, bar_height: f32) {
     } else {
         0.0
     };
-    let (rect, response) = ui.allocate_exact_size(Vec2::new(BAR_WIDTH, bar_height), Sense::hover());
+    let zoom = magnified_span(stack.len(), s.stack_high_water.max(s.stack_used));
+    let width = BAR_WIDTH + zoom.map_or(0.0, |_| ZOOM_GAP + ZOOM_WIDTH);
+    let (rect, response) = ui.allocate_exact_size(Vec2::new(width, bar_height), Sense::hover());
     let painter = ui.painter_at(rect.expand(1.0));
     let stack_rect = Rect::from_min_size(rect.min, Vec2::new(BAR_WIDTH, stack_px));
     let guard_rect = Rect::from_min_size(stack_rect.left_bottom(), Vec2::new(BAR_WIDTH, guard_px));
@@ -201,7 +207,28 @@ fn bar(ui: &mut Ui, model: &TraceModel, s: &GreenletState, bar_height: f32) {
             ));
         }
         ui.weak("Drawn to scale with every other stack (the guard page at least 5 px).");
+        if let Some(span) = zoom {
+            ui.weak(format!(
+                "The thin bar beside it magnifies the top {} of the stack.",
+                style::bytes(span)
+            ));
+        }
     });
+    if let Some(span) = zoom {
+        let zoom_rect = Rect::from_min_size(
+            pos2(stack_rect.right() + ZOOM_GAP, stack_rect.top()),
+            Vec2::new(ZOOM_WIDTH, stack_px),
+        );
+        magnified(&painter, ui, zoom_rect, span, s, colour);
+        // The zoomed span, marked on the bar it magnifies.
+        painter.line_segment(
+            [
+                pos2(stack_rect.right(), stack_rect.top() + px(span)),
+                pos2(zoom_rect.left(), zoom_rect.bottom()),
+            ],
+            Stroke::new(1.0, ui.visuals().weak_text_color()),
+        );
+    }
     // Percent in the bar, readable at a glance.
     if stack_px > 30.0 {
         let pct = s.stack_used as f32 * 100.0 / stack.len().max(1) as f32;
@@ -213,6 +240,52 @@ fn bar(ui: &mut Ui, model: &TraceModel, s: &GreenletState, bar_height: f32) {
             ui.visuals().text_color(),
         );
     }
+}
+
+/// Width of the magnifying bar, and its gap from the bar.
+const ZOOM_WIDTH: f32 = 12.0;
+const ZOOM_GAP: f32 = 4.0;
+
+/// How many bytes from the top of a stack of `size` bytes a magnifying bar should show, when
+/// the `peak` use would otherwise be a sliver of the bar: a power of two at least twice the
+/// peak (at least 4 KiB). `None` when the use is visible at full scale.
+pub fn magnified_span(size: u64, peak: u64) -> Option<u64> {
+    if peak.saturating_mul(8) >= size {
+        return None;
+    }
+    let span = peak.saturating_mul(2).max(4096).next_power_of_two();
+    (span < size).then_some(span)
+}
+
+/// The top `span` bytes of the stack, stretched over the bar's height: use and peak.
+fn magnified(
+    painter: &egui::Painter,
+    ui: &Ui,
+    rect: Rect,
+    span: u64,
+    s: &GreenletState,
+    colour: egui::Color32,
+) {
+    let px = |bytes: u64| (bytes as f32 / span as f32 * rect.height()).min(rect.height());
+    painter.rect_filled(rect, 0.0, ui.visuals().extreme_bg_color);
+    painter.rect_filled(
+        Rect::from_min_size(rect.min, Vec2::new(rect.width(), px(s.stack_used))),
+        0.0,
+        colour.gamma_multiply(0.8),
+    );
+    if s.stack_high_water > 0 {
+        let y = rect.top() + px(s.stack_high_water);
+        painter.line_segment(
+            [pos2(rect.left() - 2.0, y), pos2(rect.right() + 2.0, y)],
+            Stroke::new(2.0, style::HIGH_WATER),
+        );
+    }
+    painter.rect_stroke(
+        rect,
+        0.0,
+        Stroke::new(1.0, ui.visuals().weak_text_color()),
+        StrokeKind::Inside,
+    );
 }
 
 /// The frames of a suspended greenlet (or of the running one at a marker), innermost first,
@@ -257,5 +330,22 @@ fn frames(ui: &mut Ui, model: &TraceModel, s: &GreenletState) {
                     ui.monospace(crate::frames::display_name(f));
                 }
             });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_use_of_a_big_stack_is_magnified() {
+        // 5 KiB of 1 MiB: the top 16 KiB are shown magnified.
+        assert_eq!(magnified_span(1 << 20, 5 * 1024), Some(16 * 1024));
+        assert_eq!(magnified_span(1 << 20, 0), Some(4096));
+        // A third of the stack is visible as it is.
+        assert_eq!(magnified_span(256 * 1024, 100 * 1024), None);
+        // Never a span as big as the stack.
+        assert_eq!(magnified_span(16 * 1024, 1024), Some(4096));
+        assert_eq!(magnified_span(4096, 100), None);
     }
 }
