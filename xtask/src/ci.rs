@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 
-use crate::{Result, asan, cmd, debugging, setup, valgrind, visualizer};
+use crate::{Result, asan, cmd, debugging, setup, valgrind, visualizer, web};
 
 /// Flags of `cargo xtask ci`; the defaults are what CI runs.
 #[derive(Debug, Args)]
@@ -55,11 +55,14 @@ pub enum Step {
     /// The visualizer renders real pictures: headless, and in a window under Xvfb; see
     /// `visualizer.rs`.
     Visualizer,
+    /// The web page: built for wasm32, served on localhost, driven in headless Chromium; see
+    /// `web.rs`.
+    Web,
 }
 
 impl Step {
     /// All steps in execution order.
-    pub const ALL: [Step; 11] = [
+    pub const ALL: [Step; 12] = [
         Step::Setup,
         Step::Fmt,
         Step::Clippy,
@@ -71,6 +74,7 @@ impl Step {
         Step::Doc,
         Step::Examples,
         Step::Visualizer,
+        Step::Web,
     ];
 
     /// Name used in headers, errors and the summary; matches the `--only`
@@ -88,6 +92,7 @@ impl Step {
             Step::Doc => "doc",
             Step::Examples => "examples",
             Step::Visualizer => "visualizer",
+            Step::Web => "web",
         }
     }
 
@@ -124,6 +129,7 @@ impl Step {
             Step::Debugging => debugging::run(),
             Step::Examples => run_examples(),
             Step::Visualizer => visualizer::run(),
+            Step::Web => web::ci(),
         }
     }
 }
@@ -297,7 +303,8 @@ mod tests {
         assert_eq!(
             plan(true, &[]),
             [
-                Fmt, Clippy, Test, Valgrind, Asan, Aarch64, Debugging, Doc, Examples, Visualizer
+                Fmt, Clippy, Test, Valgrind, Asan, Aarch64, Debugging, Doc, Examples, Visualizer,
+                Web
             ]
         );
         assert_eq!(

@@ -15,6 +15,7 @@ mod job;
 mod setup;
 mod valgrind;
 mod visualizer;
+mod web;
 
 use std::process::ExitCode;
 
@@ -49,6 +50,14 @@ enum Command {
     Run,
     /// Install whatever rustup components, targets and apt packages are missing.
     Setup,
+    /// Build the visualizer's web page into web/dist (wasm32, recorded lessons).
+    Web,
+    /// Serve web/dist on 127.0.0.1 (build it first with `cargo xtask web`).
+    Serve {
+        /// The port to listen on.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
 }
 
 fn main() -> ExitCode {
@@ -58,6 +67,8 @@ fn main() -> ExitCode {
         Command::Ci(args) => ci::run(&args),
         Command::Run => job::run(),
         Command::Setup => setup::run(),
+        Command::Web => web::build(),
+        Command::Serve { port } => web::serve(port),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -48,6 +48,10 @@ pub const RUSTUP_TARGETS: &[Requirement] = &[
         "x86_64-apple-darwin",
         "ci step `debugging` (the engine's assembly must build for macOS on Intel)",
     ),
+    Requirement::new(
+        "wasm32-unknown-unknown",
+        "`cargo xtask web`, ci step `web` (the visualizer's web page)",
+    ),
 ];
 
 /// Debian packages, installed with apt-get.
@@ -114,6 +118,10 @@ pub const APT_PACKAGES: &[Requirement] = &[
     Requirement::new(
         "libvulkan1",
         "`cargo xtask run`, ci step `visualizer` (the Vulkan loader; wgpu dlopens it)",
+    ),
+    Requirement::new(
+        "chromium",
+        "ci step `web` (headless browser that loads and drives the web page)",
     ),
 ];
 
@@ -205,6 +213,26 @@ pub fn ensure_visualizer_runtime() -> Result {
     let needed: Vec<&Requirement> = APT_PACKAGES
         .iter()
         .filter(|r| VISUALIZER_RUNTIME.contains(&r.name))
+        .collect();
+    ensure_apt(&needed)
+}
+
+/// Installs the `wasm32-unknown-unknown` target if missing (`cargo xtask web` on a machine
+/// where `setup` never ran).
+pub fn ensure_web_target() -> Result {
+    let installed = installed_targets()?;
+    let missing: Vec<&Requirement> = RUSTUP_TARGETS
+        .iter()
+        .filter(|t| t.name == "wasm32-unknown-unknown" && !installed.iter().any(|h| h == t.name))
+        .collect();
+    install_with_rustup("target", 1, &missing)
+}
+
+/// Installs Debian's `chromium` if missing (the browser ci step `web` drives).
+pub fn ensure_browser() -> Result {
+    let needed: Vec<&Requirement> = APT_PACKAGES
+        .iter()
+        .filter(|r| r.name == "chromium")
         .collect();
     ensure_apt(&needed)
 }
