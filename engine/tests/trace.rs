@@ -150,6 +150,10 @@ fn snapshots_show_states_stacks_and_frames() {
     );
     assert_eq!(w.stack_used, stack.end - sp);
     assert!(w.stack_high_water >= w.stack_used);
+    // The stack pointer is the one the switch saved (as later events read it back), not an
+    // estimate taken before the switch.
+    assert_eq!(sp % 8, 0, "a saved stack pointer is word-aligned: {sp:#x}");
+    assert_eq!(state_of(3, worker.id).sp, Some(sp));
     let frames = &t.backtraces[w.frames.unwrap() as usize];
     assert!(
         frames
@@ -157,6 +161,14 @@ fn snapshots_show_states_stacks_and_frames() {
             .any(|f| f.function.ends_with("parked_in_here")),
         "frames: {frames:?}"
     );
+    // Only the program's own frames: none of the engine's or the runtime's.
+    let plumbing = |f: &greenlet::trace::Frame| {
+        f.function.starts_with("greenlet::")
+            || f.file
+                .as_deref()
+                .is_some_and(|p| p.contains("engine/src/") || p.contains("/library/std/"))
+    };
+    assert!(!frames.iter().any(plumbing), "frames: {frames:?}");
     assert_eq!(
         t.events[2]
             .snapshot

@@ -79,10 +79,37 @@ fn strip_hash(name: &str) -> String {
     }
 }
 
-/// Engine internals and runtime plumbing: never what a reader of a trace wants to see.
+/// Engine internals and runtime plumbing: never what a reader of a trace wants to see. Judged
+/// by the source file where there is one (inlined frames may come without a module path),
+/// else by the function's path.
+fn is_plumbing_frame(f: &Frame) -> bool {
+    if let Some(file) = &f.file {
+        let engine_src = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
+        let library = [
+            "/rustc/",
+            "/library/std/",
+            "/library/core/",
+            "/library/alloc/",
+        ];
+        if file.starts_with(engine_src)
+            || file.starts_with("engine/src/")
+            || library.iter().any(|l| file.contains(l))
+            || file.contains("/backtrace-0.")
+        {
+            return true;
+        }
+    }
+    is_plumbing(&f.function)
+}
+
+/// Engine internals and runtime plumbing, by function path.
 fn is_plumbing(function: &str) -> bool {
-    const PREFIXES: [&str; 14] = [
+    const PREFIXES: [&str; 18] = [
         "greenlet::greenlet::",
+        "greenlet::switch::",
+        "greenlet::inner::",
+        "greenlet::stack::",
+        "greenlet::asan::",
         "greenlet::trace::",
         "greenlet::thread::",
         "greenlet::value::",
@@ -104,7 +131,7 @@ fn is_plumbing(function: &str) -> bool {
 pub(crate) fn keep_program_frames(frames: Vec<Frame>) -> Vec<Frame> {
     frames
         .into_iter()
-        .filter(|f| !is_plumbing(&f.function))
+        .filter(|f| !is_plumbing_frame(f))
         .collect()
 }
 

@@ -36,6 +36,9 @@ pub(crate) struct Recorder {
     stack_index: HashMap<Vec<usize>, u32>,
     events: Vec<Event>,
     sources: Vec<(String, String)>,
+    /// A greenlet that was about to switch away at an event (the event's index, its id): its
+    /// stack pointer there is an estimate until the switch has saved the real one.
+    unsaved: Option<(usize, u64, *const Inner)>,
 }
 
 thread_local! {
@@ -67,6 +70,7 @@ pub(crate) fn start(program: String) -> bool {
                 stack_index: HashMap::new(),
                 events: Vec::new(),
                 sources: Vec::new(),
+                unsaved: None,
             });
             true
         })
@@ -172,7 +176,32 @@ impl Recorder {
 
     /// Appends an event, with a snapshot in which `running` is the running greenlet (the
     /// switch target, for a switch that is about to happen).
+    /// Puts the real saved stack pointer into the event where a greenlet was about to switch
+    /// away, now that the switch has happened (every later event runs this first).
+    fn settle(&mut self) {
+        let Some((at, id, g)) = self.unsaved.take() else {
+            return;
+        };
+        // SAFETY: the greenlet is alive: it is freed only after the `dropped` hook, whose event
+        // settles first.
+        let v = unsafe { (*g).view() };
+        let (Some(stack), State::Suspended) = (v.stack, v.state) else {
+            return;
+        };
+        let sp = v.sp as u64;
+        let used = (stack.top() as u64).saturating_sub(sp);
+        if let Some(entry) = self.events[at].snapshot.iter_mut().find(|e| e.id == id) {
+            entry.sp = Some(sp);
+            entry.stack_used = used;
+            entry.stack_high_water = entry.stack_high_water.max(used);
+        }
+        if let Some(t) = self.tracks.get_mut(&id) {
+            t.high_water = t.high_water.max(used);
+        }
+    }
+
     fn push(&mut self, kind: EventKind, running: u64) {
+        self.settle();
         let here = approximate_sp() as u64;
         let current_id = current_id();
         let mut snapshot = Vec::with_capacity(self.live.len());
@@ -236,7 +265,8 @@ impl Recorder {
         });
     }
 
-    fn finish(self) -> Trace {
+    fn finish(mut self) -> Trace {
+        self.settle();
         let backtraces = frames::symbolize(&self.stacks);
         let mut sources = self.sources;
         for e in &self.events {
@@ -321,6 +351,13 @@ pub(crate) fn transfer(origin: *const Inner, target: *const Inner, what: Result<
             },
         };
         r.push(kind, t);
+        if origin == thread::current() {
+            // SAFETY: a live greenlet (see above).
+            let dying = unsafe { (*origin).view().state } == State::Dead;
+            if !dying {
+                r.unsaved = Some((r.events.len() - 1, o, origin));
+            }
+        }
     });
 }
 
