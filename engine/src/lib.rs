@@ -51,7 +51,10 @@ mod asan;
 mod error;
 mod greenlet;
 mod inner;
+// wasm32 has neither signals nor mmap: its own (small) versions of these two modules.
+#[cfg_attr(target_arch = "wasm32", path = "overflow_wasm32.rs")]
 mod overflow;
+#[cfg_attr(target_arch = "wasm32", path = "stack_wasm32.rs")]
 mod stack;
 mod switch;
 mod thread;

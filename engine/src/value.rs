@@ -1,8 +1,9 @@
 //! [`Value`]: the payload that travels with every switch.
 //!
 //! A switch hands a value of any `'static` type from one greenlet to another. Values of up to
-//! 16 bytes (with an alignment of at most 8) are stored inline, so passing integers, pointers,
-//! `()`, `&'static str` or small structs never touches the allocator; larger values are boxed.
+//! 16 bytes (8 on wasm32) with an alignment of at most 8 are stored inline, so passing
+//! integers, pointers, `()`, `&'static str` or small structs never touches the allocator;
+//! larger values are boxed.
 //! The receiver gets the value back with its type checked: asking for the wrong type gives the
 //! value back instead of reinterpreting its bytes.
 
@@ -14,8 +15,9 @@ use std::ptr;
 
 use crate::error::GreenletExit;
 
-/// Bytes a value may occupy to be stored without allocating.
-const INLINE_SIZE: usize = 16;
+/// Bytes a value may occupy to be stored without allocating: the two words of [`Storage`]
+/// (16 bytes on 64-bit targets, 8 on wasm32).
+const INLINE_SIZE: usize = mem::size_of::<Storage>();
 /// Largest alignment stored inline (the buffer is 8-aligned).
 const INLINE_ALIGN: usize = 8;
 
@@ -126,9 +128,10 @@ pub(crate) struct Thrown(pub(crate) Box<dyn Any + Send>);
 
 /// A value passed by [`switch`](crate::Greenlet::switch), returned by a body, or received back.
 ///
-/// Any `'static` type can be carried. Small values (≤ 16 bytes, alignment ≤ 8) are stored
-/// inline without allocating. Extraction is type-checked: [`Value::downcast`] returns the value
-/// itself on a type mismatch, [`Value::take`] panics with a message naming both types.
+/// Any `'static` type can be carried. Small values (≤ 16 bytes, 8 on wasm32; alignment ≤ 8)
+/// are stored inline without allocating. Extraction is type-checked: [`Value::downcast`]
+/// returns the value itself on a type mismatch, [`Value::take`] panics with a message naming
+/// both types.
 ///
 /// ```
 /// use greenlet::Value;
@@ -387,7 +390,16 @@ impl Default for Value {
 }
 
 // Sanity: the vtable decides the representation; keep the size a switch moves small.
-const _: () = assert!(mem::size_of::<Value>() == 24);
+// Three words on 64-bit targets; on wasm32 the 8-aligned storage pads it to 16 bytes.
+const _: () = assert!(
+    mem::size_of::<Value>()
+        == if cfg!(target_pointer_width = "64") {
+            24
+        } else {
+            16
+        }
+);
+const _: () = assert!(INLINE_SIZE == 2 * mem::size_of::<usize>());
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,8 @@
 //! - [`EntryFn`]: the signature of that entry function.
 //!
 //! The assembly itself lives in `asm/<arch>/` at the repository root, with the stack layout of
-//! a suspended context and the reason each register is (or is not) saved.
+//! a suspended context and the reason each register is (or is not) saved. wasm32 has a
+//! runtime module there instead (`asm/wasm/greenlet_rt.wat`); see `wasm32.rs`.
 
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
@@ -20,8 +21,19 @@ mod aarch64;
 #[cfg(target_arch = "aarch64")]
 pub(crate) use aarch64::{init_stack, link_slot, switch, trampoline_address};
 
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-compile_error!("greenlet supports x86_64 and aarch64 only for now (wasm32 is planned)");
+// wasm32 has no assembly: the switch is the WebAssembly stack-switching proposal, done by the
+// runtime module in `asm/wasm/`, and each stack also owns a continuation handle to give back.
+#[cfg(target_arch = "wasm32")]
+mod wasm32;
+#[cfg(target_arch = "wasm32")]
+pub(crate) use wasm32::{HEADER, init_stack, link_slot, release_stack, switch};
+
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "wasm32"
+)))]
+compile_error!("greenlet supports x86_64, aarch64 and wasm32 only");
 
 /// The four machine words a switch hands to the resumed context, in registers.
 pub(crate) type Words = [usize; 4];

@@ -12,6 +12,7 @@ use super::format::Frame;
 /// Return addresses of the running stack, innermost first.
 /// Stops at the greenlet's entry trampoline: beyond it, the unwinder follows the stack link
 /// into whichever context last switched in, which is not this greenlet's stack.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn capture() -> Vec<usize> {
     let trampoline = crate::arch::trampoline_address();
     let mut ips = Vec::with_capacity(32);
@@ -23,6 +24,13 @@ pub(crate) fn capture() -> Vec<usize> {
         ips.len() < 256
     });
     ips
+}
+
+/// Nothing on wasm32: a wasm program cannot walk its own call stack (the frames live in the
+/// engine that runs it), so backtraces and traces of wasm greenlets carry no frames.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn capture() -> Vec<usize> {
+    Vec::new()
 }
 
 /// Symbolizes each stack (sharing the work for addresses that appear in several).
@@ -43,11 +51,14 @@ pub(crate) fn symbolize(stacks: &[Vec<usize>]) -> Vec<Vec<Frame>> {
 
 /// The frames (several when functions were inlined) at one return address.
 fn resolve(ip: usize) -> Vec<Frame> {
+    #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
     let mut out = Vec::new();
+    #[cfg(target_arch = "wasm32")]
+    let _ = ip;
     // A return address points after the call; one byte back is inside it, which gives the
-    // call's line rather than the next statement's.
-    let lookup = ip.saturating_sub(1) as *mut std::ffi::c_void;
-    backtrace::resolve(lookup, |sym| {
+    // call's line rather than the next statement's. (wasm32 captures no addresses.)
+    #[cfg(not(target_arch = "wasm32"))]
+    backtrace::resolve(ip.saturating_sub(1) as *mut std::ffi::c_void, |sym| {
         let function = sym
             .name()
             .map(|n| strip_hash(&format!("{n:#}")))
@@ -70,6 +81,7 @@ fn resolve(ip: usize) -> Vec<Frame> {
 
 /// `foo::bar::h0123456789abcdef` → `foo::bar` (the `{:#}` form already omits it, but keep
 /// symbols from other manglings tidy too).
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))] // only for symbols, which wasm32 lacks
 fn strip_hash(name: &str) -> String {
     match name.rsplit_once("::h") {
         Some((head, hash)) if hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {

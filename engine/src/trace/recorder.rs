@@ -218,7 +218,8 @@ impl Recorder {
             let top = v.stack.map(|s| s.top() as u64);
             let sp = if id == current_id {
                 Some(here)
-            } else if v.state == State::Suspended {
+            } else if v.state == State::Suspended && cfg!(not(target_arch = "wasm32")) {
+                // On wasm32 a saved "stack pointer" is a continuation handle, not an address.
                 Some(v.sp as u64)
             } else {
                 None
