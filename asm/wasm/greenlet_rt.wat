@@ -64,8 +64,11 @@
   ;; The root suspends with this at the end of a run, parked for the next `run`; resuming it
   ;; hands it the next run's argument.
   (tag $run_done (result i32 i32 i32 i32 (ref null $ct)))
-  ;; Thrown inside a dead continuation being reused; carries the first switch's words.
-  (tag $restart (param i32 i32 i32 i32))
+  ;; Thrown inside a dead continuation being reused (the first switch's words travel in
+  ;; $restart_w0..3). Always the same exception object, $restart_exn, rethrown with throw_ref:
+  ;; `throw` would allocate one per restart in wasmtime's GC heap, and wasmtime 48 panics when
+  ;; a collection traces a suspended continuation (bytecodealliance/wasmtime#14239).
+  (tag $restart)
 
   (memory $rt 1)
   (table $conts 1 (ref null $ct))
@@ -75,6 +78,11 @@
   (global $free (mut i32) (i32.const 0))
   (global $parked_root (mut (ref null $ct)) (ref.null $ct))
   (global $result (mut i32) (i32.const 0))
+  (global $restart_exn (mut exnref) (ref.null exn))
+  (global $restart_w0 (mut i32) (i32.const 0))
+  (global $restart_w1 (mut i32) (i32.const 0))
+  (global $restart_w2 (mut i32) (i32.const 0))
+  (global $restart_w3 (mut i32) (i32.const 0))
 
   ;; Record fields (byte offsets) and flags.
   ;;   ENTRY 0, DATA 4 (next free handle while released), TOP 8, FLAGS 12
@@ -95,6 +103,13 @@
         (global.set $free (i32.load $rt offset=4 (local.get $rec)))
         ;; A continuation that ran a greenlet is suspended in its last switch: restart it.
         (local.set $flags (i32.and (i32.load $rt offset=12 (local.get $rec)) (i32.const 1)))
+        (if (i32.and (local.get $flags) (ref.is_null (global.get $restart_exn)))
+          (then
+            ;; The one exception object every restart rethrows, made (caught) here once.
+            (global.set $restart_exn
+              (block $made (result exnref)
+                (try_table (catch_ref $restart $made) (throw $restart))
+                (unreachable)))))
         (i32.store $rt offset=12 (local.get $rec)
           (i32.or (local.get $flags) (i32.shl (local.get $flags) (i32.const 1)))))
       (else
@@ -155,7 +170,11 @@
         ;; This greenlet is dead and its continuation was given to a new one: start it.
         (i32.store $rt offset=12 (i32.shl (global.get $cur) (i32.const 4))
           (i32.and (local.get $flags) (i32.const -3)))
-        (throw $restart (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3))))
+        (global.set $restart_w0 (local.get $w0))
+        (global.set $restart_w1 (local.get $w1))
+        (global.set $restart_w2 (local.get $w2))
+        (global.set $restart_w3 (local.get $w3))
+        (throw_ref (global.get $restart_exn))))
     (global.set $sp (local.get $shadow))
     (i32.store $mem offset=0 (local.get $out) (local.get $w0))
     (i32.store $mem offset=4 (local.get $out) (local.get $w1))
@@ -171,7 +190,7 @@
     (i32.store $rt offset=12 (local.get $rec)
       (i32.or (i32.load $rt offset=12 (local.get $rec)) (i32.const 1)))
     (loop $start
-      (block $restarted (result i32 i32 i32 i32)
+      (block $restarted
         (try_table (catch $restart $restarted)
           (global.set $sp (i32.load $rt offset=8 (local.get $rec)))
           (call_indirect $guest_fns (type $entry_sig)
@@ -180,10 +199,10 @@
             (i32.load $rt offset=0 (local.get $rec))))
         ;; A greenlet's entry leaves only by switching away.
         (unreachable))
-      (local.set 3)
-      (local.set 2)
-      (local.set 1)
-      (local.set 0)
+      (local.set 0 (global.get $restart_w0))
+      (local.set 1 (global.get $restart_w1))
+      (local.set 2 (global.get $restart_w2))
+      (local.set 3 (global.get $restart_w3))
       (br $start)))
 
   ;; The root continuation: one run of greenlet_main per resumption, parked in between.

@@ -378,6 +378,7 @@ unsafe fn call_tracer(
 }
 
 /// First code on a new stack: run the body, then hand its result to the parent (rules 2, 3, 5).
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) unsafe extern "C" fn entry(
     w0: usize,
     w1: usize,
@@ -385,6 +386,28 @@ pub(crate) unsafe extern "C" fn entry(
     w3: usize,
     data: usize,
 ) -> ! {
+    // SAFETY: forwarded (called once, by the first switch into a new stack).
+    unsafe { entry_body(w0, w1, w2, w3, data) }
+}
+
+/// wasm32's entry is "C-unwind": the runtime reuses a dead greenlet's continuation by
+/// throwing through its abandoned frames (`asm/wasm/greenlet_rt.wat`), which the abort guard
+/// of a "C" function would turn into an abort in a `panic=unwind` build.
+#[cfg(target_arch = "wasm32")]
+pub(crate) unsafe extern "C-unwind" fn entry(
+    w0: usize,
+    w1: usize,
+    w2: usize,
+    w3: usize,
+    data: usize,
+) -> ! {
+    // SAFETY: forwarded (called once, by the first switch into a new stack).
+    unsafe { entry_body(w0, w1, w2, w3, data) }
+}
+
+/// The body of [`entry`], shared by its per-target declarations.
+#[inline(always)]
+unsafe fn entry_body(w0: usize, w1: usize, w2: usize, w3: usize, data: usize) -> ! {
     let me = data as *const Inner;
     // SAFETY: we are the running greenlet, just started (no-op without ASan).
     unsafe { asan::entered(me) };

@@ -12,6 +12,8 @@ use std::sync::OnceLock;
 
 use wasmtime::{Config, Engine, Instance, Linker, Memory, Module, Store, TypedFunc};
 
+use crate::scenarios::Mode;
+
 pub use wasmtime::{Error, Result};
 
 /// The runtime's source: `asm/wasm/greenlet_rt.wat`.
@@ -93,6 +95,22 @@ impl Guest {
         self.run.call(&mut self.store, arg)
     }
 
+    /// Sends `greenlet_main` a command (see `tests/guest/src/lib.rs`) and returns the text it
+    /// left in memory.
+    pub fn command(&mut self, op: u32, arg: u32) -> Result<String> {
+        assert!(op < 0x80 && arg < 1 << 24, "command out of range");
+        let pair = self.run(((op << 24) | arg) as i32)? as u32;
+        let (ptr, len) = (self.read_u32(pair)?, self.read_u32(pair + 4)?);
+        String::from_utf8(self.read(ptr, len)?).map_err(|e| Error::msg(e.to_string()))
+    }
+
+    /// Runs scenario `index` in `mode` in this guest and returns its events.
+    pub fn scenario(&mut self, index: usize, mode: Mode) -> Result<Vec<String>> {
+        let arg = index as u32 * 2 + u32::from(mode == Mode::Traced);
+        let text = self.command(0, arg)?;
+        Ok(text.lines().map(str::to_owned).collect())
+    }
+
     /// Reads `len` bytes of the guest's memory at `ptr`.
     pub fn read(&self, ptr: u32, len: u32) -> Result<Vec<u8>> {
         let mut buf = vec![0; len as usize];
@@ -125,45 +143,94 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// Builds the Rust guest (`tests/guest`) for `wasm32-unknown-unknown`, in release mode, in a
-/// target directory of its own (`target/wasm-guest`: a `cargo test` running this holds the
-/// lock of the main one), and returns the `.wasm` file. Cargo makes this a no-op when nothing
-/// changed.
-pub fn build_guest() -> Result<PathBuf> {
-    static BUILT: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let dir = target_dir().join("wasm-guest");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("guest/Cargo.toml");
-            let status = Command::new(cargo)
-                .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
-                .arg("--manifest-path")
-                .arg(&manifest)
-                .arg("--target-dir")
-                .arg(&dir)
-                .status()
-                .map_err(|e| format!("running cargo: {e}"))?;
-            if !status.success() {
-                return Err(format!(
-                    "building the wasm guest failed ({status}); is the target installed? \
-                     `rustup target add wasm32-unknown-unknown`"
-                ));
-            }
-            Ok(dir.join("wasm32-unknown-unknown/release/greenlet_guest.wasm"))
-        })
-        .clone()
-        .map_err(Error::msg)
+/// The two builds of the Rust guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GuestKind {
+    /// Stable Rust, `wasm32-unknown-unknown` as shipped: `panic=abort` (a panic traps).
+    Abort,
+    /// Nightly Rust, the standard library rebuilt (`-Zbuild-std`) with `panic=unwind` and
+    /// the exception-handling target feature, in the exnref encoding wasmtime implements
+    /// (`-wasm-use-legacy-eh=false`): panics unwind across greenlets as natively.
+    Unwind,
 }
 
-/// The Rust guest, built and compiled once per process.
-pub fn guest_module() -> Result<&'static Module> {
-    static MODULE: OnceLock<std::result::Result<Module, String>> = OnceLock::new();
-    MODULE
-        .get_or_init(|| {
-            let path = build_guest().map_err(|e| e.to_string())?;
-            Module::from_file(engine(), &path).map_err(|e| format!("{}: {e:?}", path.display()))
+impl GuestKind {
+    /// The guest's own target directory under the workspace's: a `cargo test` that builds it
+    /// holds the lock of the main one, and the two builds must not share artifacts.
+    pub fn target_dir(self) -> PathBuf {
+        target_dir().join(match self {
+            GuestKind::Abort => "wasm-guest",
+            GuestKind::Unwind => "wasm-guest-unwind",
         })
-        .as_ref()
-        .map_err(|e| Error::msg(e.clone()))
+    }
+
+    /// The command that builds this guest (in release mode: the benchmark runs it too).
+    pub fn build_command(self) -> Command {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("guest/Cargo.toml");
+        let mut cmd = match self {
+            GuestKind::Abort => {
+                // The cargo running these tests, so the toolchain is the workspace's.
+                Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            }
+            GuestKind::Unwind => {
+                let mut c = Command::new("rustup");
+                c.args(["run", "nightly", "cargo"]);
+                c
+            }
+        };
+        cmd.args(["build", "--release", "--target", "wasm32-unknown-unknown"])
+            .arg("--manifest-path")
+            .arg(manifest)
+            .arg("--target-dir")
+            .arg(self.target_dir());
+        // Never inherit flags meant for the host build.
+        cmd.env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS");
+        if self == GuestKind::Unwind {
+            cmd.arg("-Zbuild-std=std,panic_unwind").env(
+                "RUSTFLAGS",
+                "-C panic=unwind -C target-feature=+exception-handling \
+                 -C llvm-args=-wasm-use-legacy-eh=false",
+            );
+        }
+        cmd
+    }
+
+    /// Where the build leaves the `.wasm` file.
+    pub fn wasm_path(self) -> PathBuf {
+        self.target_dir()
+            .join("wasm32-unknown-unknown/release/greenlet_guest.wasm")
+    }
+
+    /// Builds the guest (a no-op when nothing changed) and returns its `.wasm` file.
+    pub fn build(self) -> std::result::Result<PathBuf, String> {
+        let status = self
+            .build_command()
+            .status()
+            .map_err(|e| format!("running cargo for the {self:?} guest: {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "building the {self:?} wasm guest failed ({status}); it needs the \
+                 wasm32-unknown-unknown target{} (`cargo xtask setup` installs them)",
+                match self {
+                    GuestKind::Abort => "",
+                    GuestKind::Unwind => ", the nightly toolchain and its rust-src component",
+                }
+            ));
+        }
+        Ok(self.wasm_path())
+    }
+
+    /// The guest, built and compiled once per process.
+    pub fn module(self) -> Result<&'static Module> {
+        static MODULES: [OnceLock<std::result::Result<Module, String>>; 2] =
+            [OnceLock::new(), OnceLock::new()];
+        MODULES[self as usize]
+            .get_or_init(|| {
+                let path = self.build()?;
+                Module::from_file(engine(), &path).map_err(|e| format!("{}: {e:?}", path.display()))
+            })
+            .as_ref()
+            .map_err(|e| Error::msg(e.clone()))
+    }
 }

@@ -201,7 +201,10 @@ fn case_02_two_greenlets_one_body() {
 fn case_03_parent_is_creator() {
     let a = spawn("a", |_| {
         let child = spawn("child", |_| {
-            ev(format!("child's parent: {}", name(&current().parent().unwrap())));
+            ev(format!(
+                "child's parent: {}",
+                name(&current().parent().unwrap())
+            ));
             "from child"
         });
         let v = child.switch(());
@@ -299,7 +302,11 @@ fn case_11_kill() {
     });
     g.switch(());
     let v = g.kill();
-    ev(format!("kill -> {} (exit: {})", show(&v), v.is_greenlet_exit()));
+    ev(format!(
+        "kill -> {} (exit: {})",
+        show(&v),
+        v.is_greenlet_exit()
+    ));
     ev_state(&g);
     let again = g.kill();
     ev(format!("kill again -> {}", show(&again)));
@@ -379,9 +386,7 @@ fn case_16_tracer() {
     let g2 = spawn("g2", |_| -> i32 { boom(16) });
     let seen: Rc<RefCell<Vec<String>>> = Rc::default();
     let s = seen.clone();
-    let previous = settrace(Some(Tracer::new(move |e| {
-        s.borrow_mut().push(describe(e))
-    })));
+    let previous = settrace(Some(Tracer::new(move |e| s.borrow_mut().push(describe(e)))));
     g1.switch(());
     attempt("g2.switch", || g2.switch(()));
     let mine = settrace(previous);
@@ -391,7 +396,12 @@ fn case_16_tracer() {
     }
     assert_eq!(
         *seen.borrow(),
-        ["switch main->g1", "switch g1->main", "switch main->g2", "throw g2->main"]
+        [
+            "switch main->g1",
+            "switch g1->main",
+            "switch main->g2",
+            "throw g2->main"
+        ]
     );
 }
 
@@ -579,7 +589,11 @@ fn rule_04_throw_into_dead_and_current() {
 fn rule_05_exit_escaping_is_a_value() {
     let g = spawn("g", |_| -> () { std::panic::panic_any(GreenletExit) });
     let v = g.switch(());
-    ev(format!("switch -> {} (exit: {})", show(&v), v.is_greenlet_exit()));
+    ev(format!(
+        "switch -> {} (exit: {})",
+        show(&v),
+        v.is_greenlet_exit()
+    ));
     let u = spawn("u", |_| ev("u ran"));
     let v = u.kill();
     ev(format!("kill unstarted -> {}", show(&v)));
@@ -688,10 +702,12 @@ fn rule_12_tracer_panics() {
 fn rule_13_values() {
     #[derive(Debug, Clone, PartialEq)]
     struct Three(u32, u32, u32);
+    struct Stop;
     let g = spawn("echo", |mut v: Value| {
-        loop {
+        while !v.is::<Stop>() {
             v = root().switch(v);
         }
+        "echo done"
     });
     g.switch(());
     let check = |v: Value| {
@@ -704,8 +720,14 @@ fn rule_13_values() {
     assert_eq!(check(Value::new(u64::MAX - 1)).take::<u64>(), u64::MAX - 1);
     assert_eq!(check(Value::new(1.5_f64)).take::<f64>(), 1.5);
     assert_eq!(check(Value::new("static str")).take::<&str>(), "static str");
-    assert_eq!(check(Value::new(Three(1, 2, 3))).take::<Three>(), Three(1, 2, 3));
-    assert_eq!(check(Value::new(u128::MAX / 3)).take::<u128>(), u128::MAX / 3);
+    assert_eq!(
+        check(Value::new(Three(1, 2, 3))).take::<Three>(),
+        Three(1, 2, 3)
+    );
+    assert_eq!(
+        check(Value::new(u128::MAX / 3)).take::<u128>(),
+        u128::MAX / 3
+    );
     assert_eq!(check(Value::new([9_u64; 8])).take::<[u64; 8]>(), [9; 8]);
     assert_eq!(
         check(Value::new(String::from("heap string"))).take::<String>(),
@@ -715,7 +737,11 @@ fn rule_13_values() {
     let back = check(Value::new(rc.clone())).take::<Rc<i32>>();
     ev(format!("rc count {}", Rc::strong_count(&back)));
     let wrong = check(Value::new(3_i32)).downcast::<String>();
-    ev(format!("downcast to the wrong type gives back: {:?}", wrong.err()));
+    ev(format!(
+        "downcast to the wrong type gives back: {:?}",
+        wrong.err()
+    ));
+    ev(show(&g.switch(Stop)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -754,7 +780,9 @@ fn shadow_stacks_are_isolated() {
         }
     }
     ev(format!("sums {sums:?}"));
-    let expect: Vec<u64> = (0..4).map(|k| (0..64).map(|i| k * 1000 + i).sum()).collect();
+    let expect: Vec<u64> = (0..4)
+        .map(|k| (0..64).map(|i| k * 1000 + i).sum())
+        .collect();
     assert_eq!(sums, expect);
 }
 
@@ -959,7 +987,12 @@ fn example_pipeline() {
     assert_eq!(total, 52);
     ev(format!(
         "states: {}",
-        stages.borrow().iter().map(state).collect::<Vec<_>>().join(" ")
+        stages
+            .borrow()
+            .iter()
+            .map(state)
+            .collect::<Vec<_>>()
+            .join(" ")
     ));
     // Producer and filter are suspended: dropping them kills them, which needs unwinding.
     std::mem::forget(std::mem::take(&mut *stages.borrow_mut()));

@@ -41,8 +41,14 @@ pub(crate) type Words = [usize; 4];
 /// Runs first on a new stack: `w0..w3` are the words handed by the first switch, `data` the
 /// word given to [`init_stack`]. It must never return: a greenlet leaves its stack by
 /// switching.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) type EntryFn =
     unsafe extern "C" fn(w0: usize, w1: usize, w2: usize, w3: usize, data: usize) -> !;
+/// On wasm32 the entry may be unwound through when its continuation is reused (see
+/// `wasm32.rs`), so it is "C-unwind".
+#[cfg(target_arch = "wasm32")]
+pub(crate) type EntryFn =
+    unsafe extern "C-unwind" fn(w0: usize, w1: usize, w2: usize, w3: usize, data: usize) -> !;
 
 /// Alignment of a stack top given to [`init_stack`].
 pub(crate) const STACK_ALIGN: usize = 16;

@@ -34,6 +34,15 @@ use super::{EntryFn, Words};
 unsafe extern "C" {
     #[link_name = "new"]
     fn rt_new(entry: usize, data: usize, shadow_top: usize) -> usize;
+    #[link_name = "release"]
+    fn rt_release(handle: usize);
+}
+
+// "C-unwind": a switch in a dead greenlet never returns, but it may unwind: when its
+// continuation is reused, the runtime throws through the dead greenlet's frames (see
+// `asm/wasm/greenlet_rt.wat`), and with `panic=unwind` Rust must let that pass.
+#[link(wasm_import_module = "greenlet_rt")]
+unsafe extern "C-unwind" {
     #[link_name = "switch"]
     fn rt_switch(
         save: *mut *mut u8,
@@ -44,8 +53,6 @@ unsafe extern "C" {
         w3: usize,
         out: *mut Words,
     );
-    #[link_name = "release"]
-    fn rt_release(handle: usize);
 }
 
 /// Bytes below a stack's top that belong to the platform layer rather than to the greenlet's

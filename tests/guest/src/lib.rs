@@ -28,7 +28,11 @@ pub extern "C" fn greenlet_main(command: i32) -> i32 {
     let (op, arg) = ((command as u32) >> 24, (command as u32) & 0xff_ffff);
     let text = match op {
         0 => {
-            let mode = if arg % 2 == 0 { Mode::Plain } else { Mode::Traced };
+            let mode = if arg % 2 == 0 {
+                Mode::Plain
+            } else {
+                Mode::Traced
+            };
             scenarios::run_index((arg / 2) as usize, mode).join("\n")
         }
         1 => scenarios::names().join("\n"),
