@@ -126,7 +126,8 @@ impl Guest {
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    /// Number of continuations the runtime has made (the root's slot included).
+    /// Number of continuations the runtime has made (roots included); wasmtime keeps each one
+    /// until the store is dropped.
     pub fn continuations(&mut self) -> Result<i32> {
         let f = self
             .runtime
@@ -233,4 +234,63 @@ impl GuestKind {
             .as_ref()
             .map_err(|e| Error::msg(e.clone()))
     }
+}
+
+/// CPU time of the calling thread, in seconds: unlike wall time, it leaves out the time the
+/// thread waits for a core, which on a shared 2-core machine is most of the noise.
+pub fn thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; the clock id is a constant Linux supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Nanoseconds per switch (minimum and median over `samples`), timed with
+/// [`thread_cpu_seconds`]: each sample is the time of `rounds` round trips minus that of an
+/// empty run (entering the root continuation, spawning the greenlet), over `2 * rounds`.
+#[derive(Debug, Clone, Copy)]
+pub struct SwitchNs {
+    pub min: f64,
+    pub median: f64,
+}
+
+/// [`SwitchNs`] of `f`, which runs `n` round trips and returns how many it counted.
+pub fn measure(
+    rounds: u32,
+    samples: usize,
+    mut f: impl FnMut(u32) -> Result<u32>,
+) -> Result<SwitchNs> {
+    let mut timed = |n: u32| -> Result<f64> {
+        let start = thread_cpu_seconds();
+        let count = f(n)?;
+        let elapsed = thread_cpu_seconds() - start;
+        if count != n {
+            return Err(Error::msg(format!("{n} round trips counted {count}")));
+        }
+        Ok(elapsed)
+    };
+    timed(rounds)?; // warm up
+    let mut per_switch: Vec<f64> = (0..samples.max(1))
+        .map(|_| Ok((timed(rounds)? - timed(0)?) * 1e9 / (2.0 * f64::from(rounds))))
+        .collect::<Result<_>>()?;
+    per_switch.sort_by(f64::total_cmp);
+    Ok(SwitchNs {
+        min: per_switch[0],
+        median: per_switch[per_switch.len() / 2],
+    })
+}
+
+/// [`SwitchNs`] of the guest's ping-pong (`greenlet_conformance::bench`), in one store.
+pub fn switch_ns(kind: GuestKind, rounds: u32, samples: usize) -> Result<SwitchNs> {
+    let mut guest = Guest::new(kind.module()?)?;
+    measure(rounds, samples, |n| {
+        guest
+            .command(2, n)?
+            .parse()
+            .map_err(|e| Error::msg(format!("bench result: {e}")))
+    })
 }
