@@ -188,6 +188,11 @@ impl GuestKind {
         cmd.env_remove("RUSTFLAGS")
             .env_remove("CARGO_ENCODED_RUSTFLAGS");
         if self == GuestKind::Unwind {
+            // Set by the stable cargo running these tests; the nightly cargo must use its own
+            // toolchain throughout.
+            cmd.env_remove("CARGO")
+                .env_remove("RUSTC")
+                .env_remove("RUSTDOC");
             cmd.arg("-Zbuild-std=std,panic_unwind").env(
                 "RUSTFLAGS",
                 "-C panic=unwind -C target-feature=+exception-handling \

@@ -2,7 +2,7 @@
 //!
 //! - [`scenarios`]: the scenario library, compiled natively (here) and for wasm32 (by
 //!   `tests/guest`), each scenario reporting its events;
-//! - [`bench`]: the switch benchmark's workload, on both targets;
+//! - [`bench`](mod@bench): the switch benchmark's workload, on both targets;
 //! - `host` (not on wasm32): wasmtime with stack switching, the runtime module
 //!   (`asm/wasm/greenlet_rt.wat`) and the guest, wired together.
 //!

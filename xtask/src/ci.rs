@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 
-use crate::{Result, asan, cmd, debugging, setup, valgrind, visualizer, web};
+use crate::{Result, asan, cmd, debugging, setup, valgrind, visualizer, wasm, web};
 
 /// Flags of `cargo xtask ci`; the defaults are what CI runs.
 #[derive(Debug, Args)]
@@ -58,11 +58,13 @@ pub enum Step {
     /// The web page: built for wasm32, served on localhost, driven in headless Chromium; see
     /// `web.rs`.
     Web,
+    /// wasm32: clippy for the target, and the conformance harness under wasmtime.
+    Wasm,
 }
 
 impl Step {
     /// All steps in execution order.
-    pub const ALL: [Step; 12] = [
+    pub const ALL: [Step; 13] = [
         Step::Setup,
         Step::Fmt,
         Step::Clippy,
@@ -75,6 +77,7 @@ impl Step {
         Step::Examples,
         Step::Visualizer,
         Step::Web,
+        Step::Wasm,
     ];
 
     /// Name used in headers, errors and the summary; matches the `--only`
@@ -93,6 +96,7 @@ impl Step {
             Step::Examples => "examples",
             Step::Visualizer => "visualizer",
             Step::Web => "web",
+            Step::Wasm => "wasm",
         }
     }
 
@@ -130,6 +134,7 @@ impl Step {
             Step::Examples => run_examples(),
             Step::Visualizer => visualizer::run(),
             Step::Web => web::ci(),
+            Step::Wasm => wasm::run(),
         }
     }
 }
@@ -304,7 +309,7 @@ mod tests {
             plan(true, &[]),
             [
                 Fmt, Clippy, Test, Valgrind, Asan, Aarch64, Debugging, Doc, Examples, Visualizer,
-                Web
+                Web, Wasm
             ]
         );
         assert_eq!(

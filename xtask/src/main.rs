@@ -15,6 +15,7 @@ mod job;
 mod setup;
 mod valgrind;
 mod visualizer;
+mod wasm;
 mod web;
 
 use std::process::ExitCode;

@@ -50,9 +50,16 @@ pub const RUSTUP_TARGETS: &[Requirement] = &[
     ),
     Requirement::new(
         "wasm32-unknown-unknown",
-        "`cargo xtask web`, ci step `web` (the visualizer's web page)",
+        "`cargo xtask web`, ci steps `web` (the visualizer's web page), `test` and `wasm` \
+         (the conformance harness builds the engine as a wasm guest)",
     ),
 ];
+
+/// Rustup components of the nightly toolchain, installed with it when it is missing.
+pub const NIGHTLY_COMPONENTS: &[Requirement] = &[Requirement::new(
+    "rust-src",
+    "ci steps `test` and `wasm` (the panic=unwind wasm guest rebuilds std with -Zbuild-std)",
+)];
 
 /// Debian packages, installed with apt-get.
 pub const APT_PACKAGES: &[Requirement] = &[
@@ -147,7 +154,44 @@ pub fn run() -> Result {
     let targets = installed_targets()?;
     ensure_targets(&targets)?;
     ensure_components(&targets)?;
+    ensure_nightly()?;
     ensure_apt_packages()
+}
+
+/// The nightly toolchain (minimal profile) with [`NIGHTLY_COMPONENTS`].
+fn ensure_nightly() -> Result {
+    let toolchains = cmd::stdout(Command::new("rustup").args(["toolchain", "list"]))?;
+    if !toolchains.lines().any(|l| l.starts_with("nightly-")) {
+        report_missing(
+            "rustup toolchain",
+            &[&Requirement::new("nightly", NIGHTLY_COMPONENTS[0].reason)],
+        );
+        let mut install = Command::new("rustup");
+        install.args(["toolchain", "install", "nightly", "--profile", "minimal"]);
+        for c in NIGHTLY_COMPONENTS {
+            install.args(["--component", c.name]);
+        }
+        return cmd::run(&mut install);
+    }
+    let listing =
+        cmd::stdout(Command::new("rustup").args(["+nightly", "component", "list", "--installed"]))?;
+    let missing: Vec<&Requirement> = NIGHTLY_COMPONENTS
+        .iter()
+        .filter(|c| !component_installed(&listing, &[], c.name))
+        .collect();
+    if missing.is_empty() {
+        println!(
+            "nightly toolchain: present, with its {} required components",
+            NIGHTLY_COMPONENTS.len()
+        );
+        return Ok(());
+    }
+    report_missing("nightly rustup component", &missing);
+    cmd::run(
+        Command::new("rustup")
+            .args(["+nightly", "component", "add"])
+            .args(missing.iter().map(|r| r.name)),
+    )
 }
 
 fn installed_targets() -> Result<Vec<String>> {
@@ -393,7 +437,12 @@ rustc-x86_64-unknown-linux-gnu
 
     #[test]
     fn requirement_names_are_unique_and_trimmed() {
-        for list in [RUSTUP_COMPONENTS, RUSTUP_TARGETS, APT_PACKAGES] {
+        for list in [
+            RUSTUP_COMPONENTS,
+            RUSTUP_TARGETS,
+            NIGHTLY_COMPONENTS,
+            APT_PACKAGES,
+        ] {
             for (i, requirement) in list.iter().enumerate() {
                 assert_eq!(requirement.name, requirement.name.trim());
                 assert!(!requirement.reason.is_empty(), "{}", requirement.name);
