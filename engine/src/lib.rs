@@ -60,6 +60,8 @@ mod switch;
 mod thread;
 pub mod trace;
 mod tracer;
+// Valgrind registers native stacks; wasm32 has no valgrind and its stacks are heap blocks.
+#[cfg(not(target_arch = "wasm32"))]
 mod valgrind;
 mod value;
 

@@ -28,6 +28,8 @@
 //! The runtime keeps no greenlet rules: dead targets, parents and panics are handled by
 //! `switch.rs`, exactly as on the native targets.
 
+use std::cell::UnsafeCell;
+
 use super::{EntryFn, Words};
 
 #[link(wasm_import_module = "greenlet_rt")]
@@ -76,9 +78,10 @@ pub(crate) unsafe fn switch(
     words: Words,
 ) -> Words {
     let _ = link;
-    let mut out: Words = [0; 4];
-    // SAFETY: the caller guarantees the handle is live and `save_sp` writable; the runtime
-    // writes exactly four words at `out`, which is ours, before the call returns.
+    let out = RECEIVED.0.get();
+    // SAFETY: the caller guarantees the handle is live and `save_sp` writable. The runtime
+    // writes the four received words to `RECEIVED` right before this call returns, and they
+    // are read at once, before anything can switch again.
     unsafe {
         rt_switch(
             save_sp,
@@ -87,11 +90,27 @@ pub(crate) unsafe fn switch(
             words[1],
             words[2],
             words[3],
-            &mut out,
-        )
-    };
-    out
+            out,
+        );
+        out.read()
+    }
 }
+
+/// Where the runtime leaves the words a resumed greenlet receives. One static buffer rather
+/// than a local of each switch: a local whose address is taken lives on the shadow stack, and
+/// would give every function that inlines the switch a shadow-stack frame to set up and tear
+/// down on each switch.
+struct Received(UnsafeCell<Words>);
+
+// SAFETY: wasm32-unknown-unknown runs one thread (checked below); the buffer is written by the
+// runtime and read right after, with no switch in between.
+unsafe impl Sync for Received {}
+
+static RECEIVED: Received = Received(UnsafeCell::new([0; 4]));
+
+// With the atomics feature, wasm32 has threads: one static buffer would be shared by them.
+#[cfg(target_feature = "atomics")]
+compile_error!("the wasm32 platform layer assumes a single thread (no `atomics` feature)");
 
 /// Gives the stack whose top is `top` a continuation that calls `entry(w0, w1, w2, w3, data)`
 /// with the words of the first switch into it, with its shadow stack just below the header.
