@@ -24,15 +24,24 @@ pub const PROXY_WAT: &str = include_str!("../../asm/wasm/proxy.wat");
 /// The wasmtime configuration stack switching needs (toolchain notes): typed function
 /// references, exceptions (tags; the runtime also throws one), GC (the `rec` group of the
 /// continuation type) and stack switching. Cranelift on x86_64 Linux only.
+///
+/// The GC heap starts at [`GC_HEAP_INITIAL`] bytes (reserved, committed as touched): wasmtime
+/// 48 panics when a collection traces a suspended continuation
+/// (bytecodealliance/wasmtime#14239), and the first collection comes when the heap is full.
+/// Only wasm exceptions allocate here: none per switch, one per panic in the `Unwind` guest.
 pub fn config() -> Config {
     let mut config = Config::new();
     config
         .wasm_function_references(true)
         .wasm_exceptions(true)
         .wasm_gc(true)
-        .wasm_stack_switching(true);
+        .wasm_stack_switching(true)
+        .gc_heap_initial_size(GC_HEAP_INITIAL);
     config
 }
+
+/// Initial GC heap of a store (see [`config`]).
+pub const GC_HEAP_INITIAL: u64 = 256 << 20;
 
 /// One engine per process: compiling the modules is the slow part of a test, and an engine
 /// can be shared by any number of stores.

@@ -181,3 +181,23 @@ fn continuations_are_reused() {
         assert_eq!(guest.continuations().unwrap(), made, "{kind:?}");
     }
 }
+
+/// Each panic in the `Unwind` guest allocates a wasm exception object in wasmtime's GC heap,
+/// and wasmtime 48 panics when a collection traces a suspended continuation
+/// (bytecodealliance/wasmtime#14239). With the GC heap starting at 256 MiB (`host::config`) a
+/// store takes thousands of kills without a collection; with wasmtime's default (an empty heap
+/// that grows) this crashed after about 1,300.
+#[test]
+fn thousands_of_panics_in_one_store() {
+    let index = scenarios::names()
+        .iter()
+        .position(|n| *n == "case_11_kill")
+        .unwrap();
+    let mut guest = Guest::new(GuestKind::Unwind.module().unwrap()).unwrap();
+    for run in 0..5000 {
+        let events = guest
+            .scenario(index, Mode::Plain)
+            .unwrap_or_else(|e| panic!("run {run}: {e:?}"));
+        assert_eq!(events.last().map(String::as_str), Some("end"));
+    }
+}
