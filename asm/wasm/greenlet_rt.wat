@@ -40,9 +40,10 @@
 ;; there with the RESTART flag set: `switch` then throws $restart instead of returning, which
 ;; unwinds the dead greenlet's wasm frames (which hold nothing: the native engine simply
 ;; abandons them) up to the try_table in $worker, which starts the new greenlet. In a guest
-;; built with panic=unwind the exception passes through Rust's cleanup pads, which run no
-;; code that matters for frames past their last use, and through the guest's entry function,
-;; which is "C-unwind" on wasm32 for this reason (engine/src/switch.rs).
+;; built with panic=unwind the exception passes through Rust's cleanup pads, which find
+;; nothing to drop (a dying greenlet's last switch has taken its result, its only owned
+;; value), and through the guest's entry function, which is "C-unwind" on wasm32 for this
+;; reason (engine/src/switch.rs).
 ;;
 ;; Errors trap: switching to a released handle ("unreachable"), to the running greenlet or a
 ;; consumed continuation (wasmtime's own trap), releasing handle 0 or a handle twice.
