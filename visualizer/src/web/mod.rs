@@ -104,7 +104,10 @@ pub async fn start(
                 // on every machine, like the desktop's pictures (and screenshots compare).
                 cc.egui_ctx.set_theme(egui::Theme::Dark);
                 if let Some(zoom) = zoom.filter(|z| (0.5..=4.0).contains(z)) {
-                    cc.egui_ctx.set_zoom_factor(zoom);
+                    // Set directly, not with `set_zoom_factor` (which applies after the
+                    // first frame): the first frame would lay the panels out unzoomed and
+                    // they would keep those widths.
+                    cc.egui_ctx.options_mut(|o| o.zoom_factor = zoom);
                 }
                 CONTEXT.with(|c| *c.borrow_mut() = Some(cc.egui_ctx.clone()));
                 Ok(Box::new(page))
