@@ -173,9 +173,23 @@ const BROWSER_TEST: &str = "web/test/browser.cjs";
 /// The size the test's browser window has, and so its screenshot.
 const VIEWPORT: (u32, u32) = (1280, 720);
 
-/// Ci step `web`: builds the page, serves it on localhost and runs the browser test in
-/// headless Chromium, then checks its screenshot is a real rendering.
+/// Ci step `web`: lints the wasm32 build, builds the page, serves it on localhost and runs
+/// the browser test in headless Chromium, then checks its screenshot is a real rendering.
 pub fn ci() -> Result {
+    // Step `clippy` sees only the native build; the page's code (`cfg(target_arch = "wasm32")`)
+    // is linted here.
+    setup::ensure_web_target()?;
+    cmd::run(&mut cmd::cargo([
+        "clippy",
+        "-p",
+        "greenlet-visualizer",
+        "--lib",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     build()?;
     setup::ensure_browser()?;
     let node_modules = ensure_playwright()?;
