@@ -204,6 +204,9 @@ unsafe fn receive_slow(from: *const Inner, w0: usize, w1: usize, w2: usize, resu
     // SAFETY: the words are the value the sender packed, used once.
     let v = unsafe { Value::from_words([w0, w1, w2]) };
     thread::clear_pending();
+    // Before anything below switches (a dispose kills by switching): while injected functions
+    // wait, every resume must look for one.
+    thread::refresh_pending();
     if thread::is_probe_sentinel(from) {
         // SAFETY: only `probe` sends from the sentinel, with a ProbeRequest.
         thread::put_ret(unsafe { answer_probe(v) }.into_words());

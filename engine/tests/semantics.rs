@@ -1902,3 +1902,37 @@ fn rule_06_greenlet_started_without_handles_is_killed_when_it_switches_away() {
         "p, suspended with no handle, is killed as soon as it has switched away"
     );
 }
+
+/// Rule 9 meets rule 6: a greenlet injects a function into itself, drops its own last handle
+/// and switches away; the greenlet it switches to kills it right there (rule 6), and the
+/// injected function still runs first, right before the greenlet resumes into its kill. (Found
+/// by `tests/model.rs`: the kill's switch used to miss the pending injection.)
+#[test]
+fn rule_09_inject_runs_before_a_kill_on_drop_resumes_the_greenlet() {
+    let log: Log = Rc::default();
+    let slot: Rc<RefCell<Option<Greenlet>>> = Rc::default();
+    let (l, s) = (log.clone(), slot.clone());
+    let x = Greenlet::new(move |_| {
+        let me = s.borrow_mut().take().expect("the only handle");
+        let l1 = l.clone();
+        me.inject(move || push(&l1, 1));
+        drop(me); // x runs with no handle now
+        let r = catch_unwind(AssertUnwindSafe(|| root().switch(())));
+        push(&l, if r.is_err() { 2 } else { 3 });
+        if let Err(p) = r {
+            std::panic::resume_unwind(p);
+        }
+    });
+    // x is started by its child's result, so the root never holds a handle while x runs.
+    let child = Greenlet::builder().parent(&x).spawn(|_| ()).unwrap();
+    *slot.borrow_mut() = Some(x);
+    // The root gets what x switched to it; by then the root has already killed x (its kill
+    // ran before the root's switch returned).
+    let got = child.switch(());
+    assert!(got.is::<()>(), "{got:?}");
+    assert_eq!(
+        *log.borrow(),
+        [1, 2],
+        "the injection ran, then the kill unwound x"
+    );
+}
