@@ -108,6 +108,22 @@ pub(crate) unsafe fn switch_to_words(
     target: *const Inner,
     v: Value,
 ) -> [usize; 3] {
+    // SAFETY: forwarded from the caller; we are the sender.
+    unsafe { jump(current, target, current, v) }
+}
+
+/// The switch proper: `target` runs, told that `sender` sent `v` (the probe names its sentinel
+/// there); returns the words of what we receive when we run again.
+///
+/// # Safety
+/// As [`switch_to`]; `sender` is `current` or the probe sentinel.
+#[inline(always)]
+unsafe fn jump(
+    current: *const Inner,
+    target: *const Inner,
+    sender: *const Inner,
+    v: Value,
+) -> [usize; 3] {
     // SAFETY: both are live greenlets of this thread (caller's guarantee).
     let (cur, tgt) = unsafe { (&*current, &*target) };
     tgt.state.set(State::Running);
@@ -121,7 +137,7 @@ pub(crate) unsafe fn switch_to_words(
             cur.sp.as_ptr(),
             tgt.sp.get(),
             tgt.link.get(),
-            pack(v, current),
+            pack(v, sender),
         )
     };
     asan::finish(fiber);
@@ -279,27 +295,13 @@ unsafe fn answer_probe(v: Value) -> Value {
 /// `target` is a live suspended greenlet of this thread; `sentinel` is the probe sentinel.
 pub(crate) unsafe fn probe(sentinel: *const Inner, target: *const Inner, req: ProbeRequest) {
     let current = thread::current();
-    // SAFETY: both live; same bookkeeping as `switch_to`, with the sentinel named as sender.
-    let (cur, tgt) = unsafe { (&*current, &*target) };
-    cur.state.set(State::Suspended);
-    tgt.state.set(State::Running);
-    thread::set_current(target);
+    // SAFETY: the running greenlet is alive.
+    unsafe { (*current).state.set(State::Suspended) };
+    // The target's receive must look at the sender (the sentinel) to answer.
     thread::set_pending();
-    // SAFETY: as in `switch_to`.
-    let fiber = unsafe { asan::start(current, target) };
-    // SAFETY: as in `switch_to`: the target's context is valid.
-    let words = unsafe {
-        arch::switch(
-            cur.sp.as_ptr(),
-            tgt.sp.get(),
-            tgt.link.get(),
-            pack(Value::new(req), sentinel),
-        )
-    };
-    asan::finish(fiber);
-    // SAFETY: the target answered with a switch of its own.
-    // SAFETY: the words are the answer's value, used once.
-    let answer = unsafe { Value::from_words(receive(words, true)) };
+    // SAFETY: the target is suspended with a valid context; it answers with a switch of its
+    // own, whose words are one value, used once.
+    let answer = unsafe { Value::from_words(jump(current, target, sentinel, Value::new(req))) };
     debug_assert!(!answer.is_thrown());
 }
 
