@@ -8,25 +8,11 @@
 
 mod common;
 
-use common::{ChildRun, in_child, report, run_child};
+use common::{ChildRun, deep_frames, in_child, report, run_child};
 use greenlet::{Greenlet, MIN_STACK_SIZE, Value, root};
 
 /// `libc::SIGABRT` (6 on Linux); `libc` is not a dev-dependency.
 const SIGABRT: i32 = 6;
-
-/// A frame of about 10 KiB that recurses `depth - 1` more times (`usize::MAX`: until the stack
-/// runs out). A frame larger than a page is probed page by page (Rust's stack probes), so the
-/// recursion faults on the guard rather than jumping over it.
-#[inline(never)]
-fn deep_frames(depth: usize) -> usize {
-    let mut frame = [0u8; 10240];
-    frame[0] = depth as u8;
-    let frame = std::hint::black_box(&mut frame);
-    if depth <= 1 {
-        return frame[0] as usize;
-    }
-    deep_frames(depth - 1) + frame[10239] as usize
-}
 
 /// A greenlet named `name` with a `MIN_STACK_SIZE` stack. Its first switch returns the address
 /// of a local of its body (the same frame position in every such greenlet, so two addresses

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{ChildRun, in_child, report, run_child};
+use common::{ChildRun, deep_frames, in_child, report, run_child};
 use greenlet::{Greenlet, Value, root};
 
 /// `libc::SIGABRT` (6 on Linux and the BSDs); `libc` is not a dev-dependency.
@@ -16,19 +16,6 @@ const SIGSEGV: i32 = 11;
 
 /// Stack size of the greenlets that overflow; the message prints it as "64 KiB".
 const SMALL_STACK: usize = 64 * 1024;
-
-/// A frame of about 10 KiB that recurses `depth - 1` more times (`usize::MAX`: until the stack
-/// runs out). Not a tail call, and the array is kept in memory by `black_box`.
-#[inline(never)]
-fn deep_frames(depth: usize) -> usize {
-    let mut frame = [0u8; 10240];
-    frame[0] = depth as u8;
-    let frame = std::hint::black_box(&mut frame);
-    if depth <= 1 {
-        return frame[0] as usize;
-    }
-    deep_frames(depth - 1) + frame[10239] as usize
-}
 
 /// A greenlet named `name` with a 64 KiB stack that runs `deep_frames(depth)` for every depth
 /// switched to it, switching each result back to the root.

@@ -5,6 +5,9 @@
 //!
 //! Bodies that panic on purpose print the default panic message on stderr; that is expected.
 
+mod common;
+
+use common::deep_frames;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -555,18 +558,6 @@ fn case_18_reset_dead_runs_body_from_top() {
     assert_eq!(g.switch(()).take::<i32>(), 2);
     assert!(g.is_dead());
     assert_eq!(snapshot(&trail), ["start 1", "end 1", "start 2", "end 2"]);
-}
-
-/// A frame of about 10 KiB that recurses `depth - 1` more times.
-#[inline(never)]
-fn deep_frames(depth: usize) -> usize {
-    let mut frame = [0u8; 10240];
-    frame[0] = depth as u8;
-    let frame = std::hint::black_box(&mut frame);
-    if depth <= 1 {
-        return frame[0] as usize;
-    }
-    deep_frames(depth - 1) + frame[10239] as usize
 }
 
 #[test]

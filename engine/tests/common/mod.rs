@@ -100,3 +100,19 @@ pub fn report(key: &str, value: impl std::fmt::Display) {
     writeln!(out, "\n@@{key}={value}").unwrap();
     out.flush().unwrap();
 }
+
+/// A frame of about 10 KiB that recurses `depth - 1` more times (`usize::MAX`: until the stack
+/// runs out). Not a tail call, and the array is kept in memory by `black_box`; a frame larger
+/// than a page is probed page by page (Rust's stack probes), so an overflow faults on the guard
+/// rather than jumping over it.
+#[allow(dead_code)] // each test binary uses the helpers it needs
+#[inline(never)]
+pub fn deep_frames(depth: usize) -> usize {
+    let mut frame = [0u8; 10240];
+    frame[0] = depth as u8;
+    let frame = std::hint::black_box(&mut frame);
+    if depth <= 1 {
+        return frame[0] as usize;
+    }
+    deep_frames(depth - 1) + frame[10239] as usize
+}
