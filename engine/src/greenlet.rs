@@ -484,17 +484,16 @@ impl Builder {
         // SAFETY: the parent is alive (a handle, or the running greenlet); the new greenlet's
         // link owns this reference.
         unsafe { retain_link(parent) };
-        let inner = Box::new(Inner::new(
+        let p = Inner::allocate(
             State::Unstarted,
             parent,
             self.name.map(String::into_boxed_str),
             stack_size,
             Some(Box::new(move |v| Value::new(body(v)))),
-        ));
-        let p = Box::into_raw(inner);
+        );
         let g = Greenlet {
-            // SAFETY: Box::into_raw never returns null.
-            ptr: unsafe { NonNull::new_unchecked(p) },
+            // SAFETY: allocated blocks are never at address 0.
+            ptr: unsafe { NonNull::new_unchecked(p as *mut Inner) },
             _not_send: PhantomData,
         };
         g.inner().prepare()?;

@@ -64,48 +64,65 @@ pub(crate) struct Inner {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
+/// Ids a thread takes from [`NEXT_ID`] at a time: an atomic read-modify-write on every spawn
+/// costs more than the rest of creating a greenlet's control block.
+const ID_BLOCK: u64 = 256;
+
+#[inline(always)]
 fn next_id() -> u64 {
-    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+    thread::HOT.with(|h| {
+        let (next, end) = h.ids.get();
+        if next < end {
+            h.ids.set((next + 1, end));
+            next
+        } else {
+            let start = NEXT_ID.fetch_add(ID_BLOCK, Ordering::Relaxed);
+            h.ids.set((start + 1, start + ID_BLOCK));
+            start
+        }
+    })
 }
 
 impl Inner {
     /// A thread's root greenlet, already running, with one reference (the thread's).
     pub(crate) fn new_root() -> *const Inner {
-        let p = Box::into_raw(Box::new(Inner::new(
-            State::Running,
-            ptr::null(),
-            Some("main".into()),
-            0,
-            None,
-        )));
-        // SAFETY: just made; the box never moves, so the dummy's address stays valid.
+        let p = Inner::allocate(State::Running, ptr::null(), Some("main".into()), 0, None);
+        // SAFETY: just made; the block never moves, so the dummy's address stays valid.
         unsafe { (*p).link.set((*p).link_dummy.get()) };
         p
     }
 
-    /// A greenlet with one handle, no stack yet.
-    pub(crate) fn new(
+    /// A greenlet with one handle and no stack yet, in a block of its own (see `spare`).
+    ///
+    /// Written field by field into the block: built as a value and moved there, the whole
+    /// struct goes through a `memcpy` call on every spawn.
+    #[inline(always)]
+    pub(crate) fn allocate(
         state: State,
         parent: *const Inner,
         name: Option<Box<str>>,
         stack_size: usize,
         body: Option<Body>,
-    ) -> Inner {
-        Inner {
-            sp: Cell::new(ptr::null_mut()),
-            state: Cell::new(state),
-            handles: Cell::new(1),
-            links: Cell::new(0),
-            parent: Cell::new(parent),
-            inject: Cell::new(None),
-            id: next_id(),
-            name,
-            stack_size,
-            stack: UnsafeCell::new(None),
-            body: UnsafeCell::new(body),
-            link: Cell::new(ptr::null_mut()),
-            link_dummy: UnsafeCell::new(0),
+    ) -> *const Inner {
+        let p = crate::spare::block();
+        // SAFETY: `p` is an uninitialised block for an `Inner`; every field is written once
+        // below, through raw pointers (no reference to uninitialised memory is made).
+        unsafe {
+            (&raw mut (*p).sp).write(Cell::new(ptr::null_mut()));
+            (&raw mut (*p).state).write(Cell::new(state));
+            (&raw mut (*p).handles).write(Cell::new(1));
+            (&raw mut (*p).links).write(Cell::new(0));
+            (&raw mut (*p).parent).write(Cell::new(parent));
+            (&raw mut (*p).inject).write(Cell::new(None));
+            (&raw mut (*p).id).write(next_id());
+            (&raw mut (*p).name).write(name);
+            (&raw mut (*p).stack_size).write(stack_size);
+            (&raw mut (*p).stack).write(UnsafeCell::new(None));
+            (&raw mut (*p).body).write(UnsafeCell::new(body));
+            (&raw mut (*p).link).write(Cell::new(ptr::null_mut()));
+            (&raw mut (*p).link_dummy).write(UnsafeCell::new(0));
         }
+        p
     }
 
     /// Takes the stack out (a dead greenlet's, to recycle it).
@@ -113,6 +130,12 @@ impl Inner {
         // SAFETY: the stack slot is only touched on the owning thread, and never while the
         // greenlet runs on it (callers take it from dead or unstarted greenlets).
         unsafe { (*self.stack.get()).take() }
+    }
+
+    /// Puts back a stack taken by [`Inner::take_stack`].
+    pub(crate) fn put_stack(&self, stack: Stack) {
+        // SAFETY: as in `take_stack`; the slot is empty (the stack was just taken from it).
+        unsafe { *self.stack.get() = Some(stack) };
     }
 
     /// Adds `f` to the functions to run right before this greenlet next resumes (after those
@@ -378,19 +401,18 @@ unsafe fn kill_unreferenced(p: *const Inner) {
 /// unreferenced, in a loop (a long parent chain must not recurse once per greenlet).
 ///
 /// # Safety
-/// `freeable(p)` holds, and `p` was made by `Box::into_raw`.
+/// `freeable(p)` holds, and `p` was made by `spare::allocate`.
 unsafe fn free(mut p: *const Inner) {
     loop {
         if thread::recording() {
             recorder::dropped(p);
         }
-        // SAFETY: forwarded from the caller (or checked below for an ancestor): we own the
-        // only pointer now.
-        let inner = unsafe { Box::from_raw(p as *mut Inner) };
-        let parent = inner.parent.get();
+        // SAFETY: forwarded from the caller (or checked below for an ancestor).
+        let parent = unsafe { (*p).parent.get() };
         // Dropping the body may run user code (captured values' Drop), which may touch other
         // greenlets; the parent link, still held, keeps the ancestors alive meanwhile.
-        drop(inner);
+        // SAFETY: we own the only pointer now.
+        unsafe { crate::spare::release(p) };
         if parent.is_null() {
             return;
         }
@@ -433,7 +455,7 @@ pub(crate) unsafe fn release_root(root: *const Inner) {
     g.handles.set(g.handles.get() - 1);
     if g.handles.get() == 0 && g.links.get() == 0 {
         // SAFETY: nothing references it and no code runs on it as a greenlet any more.
-        unsafe { drop(Box::from_raw(root as *mut Inner)) };
+        unsafe { crate::spare::release(root) };
     }
 }
 

@@ -54,6 +54,7 @@ mod inner;
 // wasm32 has neither signals nor mmap: its own (small) versions of these two modules.
 #[cfg_attr(target_arch = "wasm32", path = "overflow_wasm32.rs")]
 mod overflow;
+mod spare;
 #[cfg_attr(target_arch = "wasm32", path = "stack_wasm32.rs")]
 mod stack;
 mod switch;

@@ -152,6 +152,14 @@ impl Stack {
         }
     }
 
+    /// Puts the stack in this thread's hot pool, or hands it back when the pool is full.
+    /// Unlike [`Stack::recycle`], never touches the stack's pages or its chunk, so a context
+    /// may still be running on it (see `switch::give_back_own_stack`).
+    #[inline(always)]
+    pub(crate) fn pool(self) -> Result<(), Stack> {
+        hot().put(self)
+    }
+
     /// A stack not from the hot pool: a free slot of a chunk, else a newly carved one (in a
     /// new chunk if need be).
     #[cold]
@@ -871,6 +879,50 @@ mod tests {
             // SAFETY: the guard is the first page of the slot.
             assert!(unsafe { guard_refuses_access(guard.start as *mut u8) });
             drop(keep);
+        });
+    }
+
+    /// Runs a greenlet with a stack of `size` to its end and returns an address inside the
+    /// stack it ran on.
+    fn address_on_a_finished_greenlet(size: usize) -> usize {
+        let g = crate::Greenlet::builder()
+            .stack_size(size)
+            .spawn(|_| {
+                let local = 0u8;
+                std::hint::black_box(&local) as *const u8 as usize
+            })
+            .unwrap();
+        let at = g.switch(()).take::<usize>();
+        assert!(g.is_dead());
+        at
+    }
+
+    #[test]
+    fn a_dying_greenlet_gives_its_stack_to_the_pool() {
+        on_fresh_thread(|| {
+            let size = usable_size(MIN_STACK_SIZE).unwrap();
+            let at = address_on_a_finished_greenlet(size);
+            assert_eq!(hot().len.get(), 1, "the dead greenlet's stack is pooled");
+            let again = Stack::get(size).unwrap();
+            assert!(again.usable().contains(&at), "and handed out next");
+            assert_eq!(hot().len.get(), 0);
+        });
+    }
+
+    #[test]
+    fn a_dying_greenlet_leaves_its_stack_to_the_receiver_when_the_pool_is_full() {
+        on_fresh_thread(|| {
+            let size = usable_size(MIN_STACK_SIZE).unwrap();
+            fill_hot_pool_with_another_size(size);
+            let at = address_on_a_finished_greenlet(size);
+            assert_eq!(
+                hot().len.get(),
+                HOT_CAPACITY,
+                "the pool was full and stays full"
+            );
+            // The receiver gave the slot back to its chunk, which hands it out again.
+            let again = Stack::get(size).unwrap();
+            assert!(again.usable().contains(&at), "the slot was not lost");
         });
     }
 

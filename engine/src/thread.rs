@@ -25,6 +25,8 @@ pub(crate) struct Hot {
     /// `switch::switch_to_words`): three separate words, so that writes and reads are the same
     /// 8-byte size and store forwarding works.
     pub ret: [Cell<usize>; 3],
+    /// Greenlet ids this thread may hand out next: `[next, end)` (see `inner::next_id`).
+    pub ids: Cell<(u64, u64)>,
 }
 
 thread_local! {
@@ -34,6 +36,7 @@ thread_local! {
             flags: Cell::new(0),
             injects: Cell::new(0),
             ret: [Cell::new(0), Cell::new(0), Cell::new(0)],
+            ids: Cell::new((0, 0)),
         }
     };
     static COLD: Cold = const {
@@ -52,9 +55,9 @@ impl Drop for Cold {
     fn drop(&mut self) {
         let probe = self.probe.replace(ptr::null());
         if !probe.is_null() {
-            // SAFETY: the sentinel was made by `Box::into_raw` for this thread and is only ever
-            // compared against, never switched to or referenced elsewhere.
-            unsafe { drop(Box::from_raw(probe as *mut Inner)) };
+            // SAFETY: the sentinel was made by `Inner::new_root` for this thread and is only
+            // ever compared against, never switched to or referenced elsewhere.
+            unsafe { crate::spare::release(probe) };
         }
         let root = self.root.replace(ptr::null());
         if root.is_null() {
