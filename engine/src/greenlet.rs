@@ -155,25 +155,29 @@ impl Greenlet {
     /// into it, or a panic that escaped a child's body.
     #[inline(always)]
     pub fn switch<V: 'static>(&self, v: V) -> Value {
-        let current = thread::current();
         let v = Value::new(v);
         let target = self.as_ptr();
         // The common case is inlined into the caller so that no call frame separates its code
         // from the switch (a `ret` after resuming would pop a return-stack entry pushed by
         // another context and mispredict). Everything else goes through `deliver`.
-        let words = if self.inner().state.get() <= State::Suspended && thread::flags() == 0 {
+        if thread::flags() == 0 && self.inner().state.get() <= State::Suspended {
+            // With no flag up, the thread has a current greenlet (see `thread::current_set`),
+            // and a value received by the switch proper is never a panic (see `receive_slow`).
+            let current = thread::current_set();
+            debug_assert!(!v.is_thrown(), "panics are only sent by `deliver`");
             // SAFETY: the target is unstarted or suspended, so it is not `current` (which is
-            // running), and this handle keeps it alive.
+            // running), and this handle keeps it alive. The words are one value.
             unsafe {
                 (*current).state.set(State::Suspended);
-                switch::switch_to_words(current, target, v)
+                Value::from_words(switch::switch_to_words(current, target, v))
             }
         } else {
-            // SAFETY: `current` runs; this handle keeps the target alive.
-            unsafe { switch::deliver_words(current, target, v) }
-        };
-        // SAFETY: both paths hand back the words of one received value.
-        unthrow(unsafe { Value::from_words(words) })
+            // SAFETY: `current` runs; this handle keeps the target alive; the words are one
+            // value.
+            unthrow(unsafe {
+                Value::from_words(switch::deliver_words(thread::current(), target, v))
+            })
+        }
     }
 
     /// Switches to this greenlet and raises `payload` as a panic where it is suspended

@@ -75,6 +75,11 @@ pub(crate) unsafe fn deliver(
                 // It will run with no handle; its receive keeps the flag up (see receive_slow).
                 thread::set_pending();
             }
+            if v.is_thrown() {
+                // The receiver raises it in its slow path, so that the switch proper never
+                // hands back a panic and its callers need not test for one.
+                thread::set_pending();
+            }
             let cur = &*current;
             match cur.state.get() {
                 State::Running => cur.state.set(State::Suspended),
@@ -102,8 +107,9 @@ fn give_back_own_stack(me: &Inner) {
     }
 }
 
-/// The switch itself: run `target`, and come back with what we receive. The caller has
-/// already marked `current` suspended (or dead).
+/// The switch itself: run `target`, and come back with what we receive, which is never a
+/// panic (the receiving side raises those). The caller has already marked `current` suspended
+/// (or dead).
 ///
 /// # Safety
 /// `current` is the running greenlet; `target` is a live unstarted or suspended greenlet of
@@ -272,6 +278,10 @@ unsafe fn receive_slow(from: *const Inner, w0: usize, w1: usize, w2: usize, resu
         // by the unwinding.
         f();
     }
+    // A panic sent to us (a throw, or a child's escaped panic) is raised here, where we
+    // resume; `deliver` raised the flag that brought us here. (A first receive never gets one:
+    // rule 4 keeps panics out of unstarted greenlets.)
+    let v = unthrow(v);
     thread::put_ret(v.into_words());
 }
 

@@ -69,6 +69,9 @@ impl Drop for Cold {
             // (which is then leaked, as nothing is left to free it) instead of using this one.
             if h.current.get() == root {
                 h.current.set(ptr::null());
+                // Keeps switches off the fast path, which assumes a current greenlet, until
+                // a fresh root exists (the slow path makes it, and its receive clears this).
+                h.flags.set(PENDING_BIT);
             }
         });
         // SAFETY: COLD held the thread's handle on the root, given up here exactly once; the
@@ -82,6 +85,17 @@ impl Drop for Cold {
 pub(crate) fn current() -> *const Inner {
     let cur = HOT.with(|h| h.current.get());
     if cur.is_null() { init_root() } else { cur }
+}
+
+/// The running greenlet of a thread that has one: when the thread's `flags` are all clear,
+/// which `Cold`'s destructor makes sure of at thread exit, the only time `current` goes back
+/// to null. (Before a thread first uses greenlets it is null too, but then nothing can call
+/// this: no handle of this thread exists yet.)
+#[inline(always)]
+pub(crate) fn current_set() -> *const Inner {
+    let cur = HOT.with(|h| h.current.get());
+    debug_assert!(!cur.is_null());
+    cur
 }
 
 /// Records `g` as the running greenlet.
