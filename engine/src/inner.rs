@@ -180,11 +180,12 @@ impl Inner {
             // stack still holds its previous user's bytes). Before the first frame is written.
             stack.discard();
         }
+        let top = stack.top();
         // SAFETY: the top of a fresh stack is page-aligned with the whole stack below it, and
         // the stack is stored in this greenlet, which outlives every switch into it.
-        let sp = unsafe { arch::init_stack(stack.top(), entry, self as *const Inner as usize) };
+        let sp = unsafe { arch::init_stack(top, entry, self as *const Inner as usize) };
         self.sp.set(sp);
-        self.link.set(arch::link_slot(stack.top()));
+        self.link.set(arch::link_slot(top));
         // SAFETY: the stack slot is only touched by the thread that owns this greenlet, and
         // never while the greenlet runs on it (it is unstarted or dead here).
         unsafe { *self.stack.get() = Some(stack) };

@@ -461,7 +461,19 @@ unsafe fn entry_body(w0: usize, w1: usize, w2: usize, w3: usize, data: usize) ->
             thread::set_pending();
         }
         let parent = (*me).parent.get();
-        deliver(me, parent, result);
+        let p = &*parent;
+        if thread::flags() == 0
+            && p.state.get() == State::Suspended
+            && p.handles.get() != 0
+            && !result.is_thrown()
+        {
+            // The common death, which `deliver` would reach after all its tests: a plain
+            // value for a suspended parent that keeps its handle.
+            give_back_own_stack(&*me);
+            switch_to(me, parent, result);
+        } else {
+            deliver(me, parent, result);
+        }
     }
     // A dead greenlet is never resumed.
     std::process::abort()

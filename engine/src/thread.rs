@@ -158,10 +158,15 @@ pub(crate) fn flags() -> u8 {
     HOT.with(|h| h.flags.get())
 }
 
+/// Tracing compiled out, for measuring what it costs compiled in (`cargo xtask bench` builds
+/// the switch benchmark once with `--cfg greenlet_no_tracing`): the bits are never set, so no
+/// tracer or recorder ever hears of a switch. Not a supported configuration otherwise.
+const NO_TRACING: bool = cfg!(greenlet_no_tracing);
+
 /// Whether a tracer or a recorder wants to hear about switches.
 #[inline(always)]
 pub(crate) fn tracing() -> bool {
-    HOT.with(|h| h.flags.get() & (TRACER_BIT | RECORDING_BIT) != 0)
+    !NO_TRACING && HOT.with(|h| h.flags.get() & (TRACER_BIT | RECORDING_BIT) != 0)
 }
 
 fn set_bit(bit: u8, on: bool) {
@@ -205,19 +210,19 @@ pub(crate) fn inject_removed() {
 
 /// Records whether this thread is recording a trace.
 pub(crate) fn set_recording(on: bool) {
-    set_bit(RECORDING_BIT, on);
+    set_bit(RECORDING_BIT, on && !NO_TRACING);
 }
 
 /// Whether this thread is recording a trace (cheap: no recorder borrow).
 #[inline]
 pub(crate) fn recording() -> bool {
-    HOT.with(|h| h.flags.get() & RECORDING_BIT != 0)
+    !NO_TRACING && HOT.with(|h| h.flags.get() & RECORDING_BIT != 0)
 }
 
 /// Whether a Python-style tracer is installed.
 #[inline]
 pub(crate) fn tracer_installed() -> bool {
-    HOT.with(|h| h.flags.get() & TRACER_BIT != 0)
+    !NO_TRACING && HOT.with(|h| h.flags.get() & TRACER_BIT != 0)
 }
 
 /// This thread's probe sentinel, made with `make` on first use; null during thread teardown.
@@ -243,6 +248,6 @@ pub(crate) fn tracer() -> Option<Tracer> {
 pub(crate) fn set_tracer(t: Option<Tracer>) -> Option<Tracer> {
     let on = t.is_some();
     let previous = COLD.try_with(|c| c.tracer.replace(t)).ok().flatten();
-    set_bit(TRACER_BIT, on);
+    set_bit(TRACER_BIT, on && !NO_TRACING);
     previous
 }

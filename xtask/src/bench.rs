@@ -66,6 +66,14 @@ pub fn run(args: &BenchArgs) -> Result {
             None
         }
     };
+    // The cost of tracing compiled in but switched off: the same ping-pong, compiled with and
+    // without it (in the "ours" and "theirs" slots of the row).
+    let tracing = callgrind.as_ref().map(|c| Callgrind {
+        ours: c[0].ours.clone(),
+        theirs: figures_no_tracing_executable()
+            .map_err(|e| e.to_string())
+            .and_then(|exe| instructions_per(&exe, "pingpong", "ours", 2)),
+    });
 
     let criterion_dir = criterion_dir();
     let median = |(group, bench): (&str, &str)| -> Option<f64> {
@@ -87,6 +95,11 @@ pub fn run(args: &BenchArgs) -> Result {
     table.callgrind_row(
         "switch: instructions per switch (callgrind)",
         callgrind.as_ref().map(|c| &c[0]),
+    );
+    table.callgrind_row(
+        "tracing compiled in but off: instructions per switch, ours as built | ours with tracing \
+         compiled out (`--cfg greenlet_no_tracing`) in the corosensei column | in ÷ out",
+        tracing.as_ref(),
     );
     table.row(
         "spawn + first switch + finish + drop, ns: stack pool (corosensei: stack reused by hand)",
@@ -192,7 +205,26 @@ fn median_of_estimates(json: &str) -> Option<f64> {
 
 /// Path of the figures bench binary, built if need be.
 fn figures_executable() -> Result<String> {
-    let out = cmd::stdout(&mut cmd::cargo([
+    build_figures(&mut figures_build())
+}
+
+/// Path of the figures bench binary with tracing compiled out (`--cfg greenlet_no_tracing`,
+/// see `engine/src/thread.rs`), built if need be in a target directory of its own so that the
+/// flag does not invalidate the ordinary build.
+fn figures_no_tracing_executable() -> Result<String> {
+    let target = std::path::PathBuf::from(
+        std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()),
+    );
+    let mut build = figures_build();
+    build.env("RUSTFLAGS", "--cfg greenlet_no_tracing").env(
+        "CARGO_TARGET_DIR",
+        cmd::workspace_root().join(target).join("no-tracing"),
+    );
+    build_figures(&mut build)
+}
+
+fn figures_build() -> Command {
+    cmd::cargo([
         "bench",
         "-p",
         "greenlet",
@@ -200,7 +232,11 @@ fn figures_executable() -> Result<String> {
         "figures",
         "--no-run",
         "--message-format=json",
-    ]))?;
+    ])
+}
+
+fn build_figures(build: &mut Command) -> Result<String> {
+    let out = cmd::stdout(build)?;
     executable_of(&out, "figures").ok_or_else(|| "cargo did not report the figures binary".into())
 }
 

@@ -12,10 +12,20 @@ use crate::Result;
 /// Root of the workspace; children run there so `--workspace` and relative
 /// paths mean the same thing whichever directory `cargo xtask` was started in.
 pub fn workspace_root() -> &'static Path {
-    // The xtask crate sits directly under the workspace root.
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the xtask manifest directory has a parent")
+    static ROOT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        // `cargo run` (which `cargo xtask` is) tells the binary where its manifest is; the
+        // compile-time path is only a fallback, because a target directory shared by several
+        // clones (CI's) may hold an xtask binary built from another clone.
+        let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+        // The xtask crate sits directly under the workspace root.
+        manifest
+            .parent()
+            .expect("the xtask manifest directory has a parent")
+            .to_path_buf()
+    })
 }
 
 /// A `cargo` command with `args`, run from the workspace root.
