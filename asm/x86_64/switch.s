@@ -12,10 +12,13 @@
  *
  * Stack of a suspended greenlet (grows down; `sp` is what rdi received):
  *
- *     sp + 16  resume address      label 2 below, or the entry trampoline
- *     sp +  8  saved rbp           \ together a frame record (rbp, return
+ *     sp + 16  saved rbx           LLVM reserves rbx, so asm! cannot list it
+ *     sp +  8  resume address      label 2 below, or the entry trampoline
+ *     sp +  0  saved rbp           \ together a frame record (rbp, return
  *                                   / address), as a `call` + `push rbp` make
- *     sp +  0  saved rbx           LLVM reserves rbx, so asm! cannot list it
+ *
+ * rbx goes first so that the frame record is at the saved stack pointer
+ * itself: the link slot (below) then gets rsp, with no address to compute.
  *
  * Registers:
  *   - rbx and rbp are pushed here because Rust's asm! cannot declare them
@@ -31,7 +34,7 @@
  *     greenlet (see engine/src/arch/x86_64.rs for the measured cost).
  *
  * Link slot: before leaving, we store the address of our frame record
- * (sp + 8) in the resumed stack's link slot, the word just below its top (a
+ * (sp) in the resumed stack's link slot, the word just below its top (a
  * root's slot is a dummy). The entry trampoline's frame record and its CFI
  * (trampoline.s) read it, so that a frame-pointer walk, a DWARF unwinder
  * (std::backtrace, a panic's backtrace, gdb) continue from a greenlet's
@@ -45,16 +48,15 @@
  * some other context's `call`, mispredict on every switch, and leave the
  * buffer unbalanced for the caller's own returns afterwards.
  */
+    push rbx
     lea rax, [rip + 2f]
     push rax
     push rbp
-    push rbx
     mov [rdi], rsp
-    lea rax, [rsp + 8]
-    mov [r10], rax
+    mov [r10], rsp
     mov rsp, rsi
-    pop rbx
     pop rbp
     pop rax
+    pop rbx
     jmp rax
 2:

@@ -75,6 +75,13 @@ impl Stack {
         drop(self);
     }
 
+    /// There is no pool here: the stack comes back, and whoever receives the dying greenlet's
+    /// last switch frees it (a context cannot free the stack it runs on).
+    #[inline]
+    pub(crate) fn pool(self) -> Result<(), Stack> {
+        Err(self)
+    }
+
     /// One past the highest usable byte; the platform header sits above it.
     #[inline]
     pub(crate) fn top(&self) -> *mut u8 {

@@ -80,9 +80,9 @@ pub(crate) unsafe fn init_stack(top: *mut u8, entry: EntryFn, data: usize) -> *m
         top.sub(1).write(tramp + 4);
         top.sub(2).write(0);
         top.sub(3).write(entry as *const () as usize);
-        top.sub(4).write(tramp);
-        top.sub(5).write(0);
-        top.sub(6).write(data);
+        top.sub(4).write(data);
+        top.sub(5).write(tramp);
+        top.sub(6).write(0);
         top.sub(6).cast()
     }
 }
