@@ -2,7 +2,8 @@
 //!
 //! - `switch/round_trip`: root → child → root (two switches). Halve for ns per switch.
 //! - `spawn/*`: create + first switch + finish + drop, with the thread's stack pool (greenlet),
-//!   a stack reused by hand (corosensei), and without either.
+//!   a stack reused by hand (corosensei), and without either; `*capturing*` with a closure that
+//!   captures 32 bytes (a handle or `Rc` and three words) rather than nothing.
 //!
 //! Run with `cargo bench -p greenlet --bench switch`.
 
@@ -114,6 +115,39 @@ fn spawn(c: &mut Criterion) {
         b.iter(|| {
             let mut co =
                 Coroutine::with_stack(stack.take().unwrap(), |_: &Yielder<usize, ()>, v: usize| v);
+            black_box(co.resume(1));
+            stack = Some(co.into_stack());
+        });
+    });
+
+    // A closure that captures 32 bytes (a handle and three words), as most real bodies
+    // capture something: greenlet keeps it in the control block, corosensei on its stack.
+    group.bench_function("pooled_capturing/greenlet", |b| {
+        let r = greenlet::root();
+        let words = [1usize, 2, 3];
+        b.iter(|| {
+            let (r, words) = (r.clone(), black_box(words));
+            let g = Greenlet::new(move |v| {
+                let _ = &r;
+                v.take::<usize>() + words[0] + words[1] + words[2]
+            });
+            black_box(g.switch(1usize));
+        });
+    });
+
+    group.bench_function("reused_stack_capturing/corosensei", |b| {
+        let mut stack = Some(DefaultStack::new(1 << 20).unwrap());
+        let r = std::rc::Rc::new(());
+        let words = [1usize, 2, 3];
+        b.iter(|| {
+            let (r, words) = (r.clone(), black_box(words));
+            let mut co = Coroutine::with_stack(
+                stack.take().unwrap(),
+                move |_: &Yielder<usize, ()>, v: usize| {
+                    let _ = &r;
+                    v + words[0] + words[1] + words[2]
+                },
+            );
             black_box(co.resume(1));
             stack = Some(co.into_stack());
         });

@@ -7,6 +7,7 @@ use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 
+use crate::body::Body;
 use crate::error::{Error, GreenletExit};
 use crate::inner::{
     Inner, Payload, State, release_handle, release_link, retain_handle, retain_link,
@@ -472,7 +473,7 @@ impl Builder {
     ///
     /// # Errors
     /// [`Error::InvalidStackSize`] or [`Error::StackAllocation`].
-    pub fn spawn<F, R>(self, mut body: F) -> Result<Greenlet, Error>
+    pub fn spawn<F, R>(self, body: F) -> Result<Greenlet, Error>
     where
         F: FnMut(Value) -> R + 'static,
         R: 'static,
@@ -493,7 +494,7 @@ impl Builder {
             parent,
             self.name.map(String::into_boxed_str),
             stack_size,
-            Some(Box::new(move |v| Value::new(body(v)))),
+            Some(Body::new(body)),
         );
         let g = Greenlet {
             // SAFETY: allocated blocks are never at address 0.

@@ -8,12 +8,12 @@ use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch;
+use crate::body::Body;
 use crate::error::{Error, GreenletExit};
 use crate::stack::Stack;
 use crate::switch::{entry, throw_raw};
 use crate::thread;
 use crate::trace::recorder;
-use crate::value::Value;
 
 /// Where a greenlet is in its life.
 /// Ordered so that "can be switched to with a value right away" is `<= Suspended`.
@@ -25,7 +25,6 @@ pub(crate) enum State {
     Dead,
 }
 
-pub(crate) type Body = Box<dyn FnMut(Value) -> Value>;
 pub(crate) type Payload = Box<dyn Any + Send>;
 
 /// The greenlet itself; handles point at it.
@@ -320,7 +319,10 @@ fn freeable(p: *const Inner, g: &Inner) -> bool {
 ///
 /// # Safety
 /// `p` must point to a live greenlet of this thread with no handles.
-#[cold]
+///
+/// Not cold: dropping the last handle to a finished greenlet, the end of every short-lived
+/// greenlet, comes here; the kill is what is kept out of line.
+#[inline(never)]
 pub(crate) unsafe fn dispose(p: *const Inner) {
     // SAFETY: forwarded from the caller.
     let g = unsafe { &*p };
@@ -344,6 +346,8 @@ pub(crate) unsafe fn dispose(p: *const Inner) {
 ///
 /// # Safety
 /// `p` is a live suspended greenlet of this thread with no handles.
+#[cold]
+#[inline(never)]
 unsafe fn kill_unreferenced(p: *const Inner) {
     // SAFETY: forwarded from the caller.
     let g = unsafe { &*p };

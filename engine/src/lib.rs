@@ -48,6 +48,7 @@
 
 mod arch;
 mod asan;
+mod body;
 mod error;
 mod greenlet;
 mod inner;

@@ -494,7 +494,7 @@ fn run_body(me: &Inner, arg: Value) -> Value {
         // SAFETY: the body is only taken or replaced while the greenlet is dead or unstarted,
         // never while it runs.
         let body = unsafe { (*me.body.get()).as_mut() }.expect("greenlet without a body");
-        body(arg)
+        body.call(arg)
     }));
     match outcome {
         Ok(v) => v,

@@ -35,6 +35,8 @@ const SWITCH_OURS: (&str, &str) = ("switch", "round_trip_greenlet");
 const SWITCH_THEIRS: (&str, &str) = ("switch", "round_trip_corosensei");
 const SPAWN_OURS: (&str, &str) = ("spawn", "pooled_greenlet");
 const SPAWN_THEIRS: (&str, &str) = ("spawn", "reused_stack_corosensei");
+const CAPTURING_OURS: (&str, &str) = ("spawn", "pooled_capturing_greenlet");
+const CAPTURING_THEIRS: (&str, &str) = ("spawn", "reused_stack_capturing_corosensei");
 const FRESH_OURS: (&str, &str) = ("spawn", "bypassed_pool_greenlet");
 const FRESH_THEIRS: (&str, &str) = ("spawn", "fresh_stack_corosensei");
 
@@ -97,8 +99,9 @@ pub fn run(args: &BenchArgs) -> Result {
         callgrind.as_ref().map(|c| &c[0]),
     );
     table.callgrind_row(
-        "tracing compiled in but off: instructions per switch, ours as built | ours with tracing \
-         compiled out (`--cfg greenlet_no_tracing`) in the corosensei column | in ÷ out",
+        "tracing compiled in but off: instructions per switch (callgrind); this row only, the \
+         second column is ours with tracing compiled out (`--cfg greenlet_no_tracing`) and the \
+         ratio is in ÷ out",
         tracing.as_ref(),
     );
     table.row(
@@ -110,6 +113,12 @@ pub fn run(args: &BenchArgs) -> Result {
     table.callgrind_row(
         "spawn + first switch + finish + drop with the pool: instructions (callgrind)",
         callgrind.as_ref().map(|c| &c[1]),
+    );
+    table.row(
+        "same, ns, with a closure capturing 32 bytes (a handle or `Rc` and three words)",
+        median(CAPTURING_OURS),
+        median(CAPTURING_THEIRS),
+        1,
     );
     table.row(
         "spawn + first switch + finish + drop, ns: past the hot pool (ours: a free slot of a \
