@@ -95,7 +95,12 @@ impl Greenlet {
         F: FnMut(Value) -> R + 'static,
         R: 'static,
     {
-        match Builder::new().spawn(body) {
+        match spawn_raw(
+            None,
+            default_usable_size(),
+            thread::current(),
+            Body::new(body),
+        ) {
             Ok(g) => g,
             Err(e) => panic!("greenlet: {e}"),
         }
@@ -433,6 +438,21 @@ pub fn root() -> Greenlet {
     unsafe { Greenlet::from_ptr(thread::root()) }
 }
 
+/// The default stack size, which needs no checking or rounding: it is a multiple of every page
+/// size (4, 16 and 64 KiB) and within bounds.
+fn default_usable_size() -> usize {
+    const _: () = assert!(
+        stack::DEFAULT_STACK_SIZE % (64 << 10) == 0
+            && stack::DEFAULT_STACK_SIZE >= crate::MIN_STACK_SIZE
+            && stack::DEFAULT_STACK_SIZE <= crate::MAX_STACK_SIZE
+    );
+    debug_assert_eq!(
+        stack::usable_size(stack::DEFAULT_STACK_SIZE).ok(),
+        Some(stack::DEFAULT_STACK_SIZE)
+    );
+    stack::DEFAULT_STACK_SIZE
+}
+
 /// Configures a greenlet before spawning it. See [`Greenlet::builder`].
 #[derive(Debug, Default)]
 #[must_use = "a builder does nothing until `spawn` is called"]
@@ -478,33 +498,45 @@ impl Builder {
         F: FnMut(Value) -> R + 'static,
         R: 'static,
     {
-        static LOOKUP: std::sync::Once = std::sync::Once::new();
-        LOOKUP.call_once(|| crate::overflow::set_lookup(running_guard_info));
-
         let stack_size = stack::usable_size(self.stack_size.unwrap_or(stack::DEFAULT_STACK_SIZE))?;
         let parent = match &self.parent {
             Some(p) => p.as_ptr(),
             None => thread::current(),
         };
-        // SAFETY: the parent is alive (a handle, or the running greenlet); the new greenlet's
-        // link owns this reference.
-        unsafe { retain_link(parent) };
-        let p = Inner::allocate(
-            State::Unstarted,
-            parent,
+        spawn_raw(
             self.name.map(String::into_boxed_str),
             stack_size,
-            Some(Body::new(body)),
-        );
-        let g = Greenlet {
-            // SAFETY: allocated blocks are never at address 0.
-            ptr: unsafe { NonNull::new_unchecked(p as *mut Inner) },
-            _not_send: PhantomData,
-        };
-        g.inner().prepare()?;
-        if thread::recording() {
-            recorder::spawn(g.as_ptr());
-        }
-        Ok(g)
+            parent,
+            Body::new(body),
+        )
     }
+}
+
+/// What every spawn comes down to, shared by all closure types (`Greenlet::new` comes straight
+/// here, without a builder to fill in and take apart).
+///
+/// `parent` is a live greenlet of this thread; `stack_size` has been checked.
+fn spawn_raw(
+    name: Option<Box<str>>,
+    stack_size: usize,
+    parent: *const Inner,
+    body: Body,
+) -> Result<Greenlet, Error> {
+    static LOOKUP: std::sync::Once = std::sync::Once::new();
+    LOOKUP.call_once(|| crate::overflow::set_lookup(running_guard_info));
+
+    // SAFETY: the parent is alive (the caller's guarantee); the new greenlet's link owns this
+    // reference.
+    unsafe { retain_link(parent) };
+    let p = Inner::allocate(State::Unstarted, parent, name, stack_size, Some(body));
+    let g = Greenlet {
+        // SAFETY: allocated blocks are never at address 0.
+        ptr: unsafe { NonNull::new_unchecked(p as *mut Inner) },
+        _not_send: PhantomData,
+    };
+    g.inner().prepare()?;
+    if thread::recording() {
+        recorder::spawn(g.as_ptr());
+    }
+    Ok(g)
 }
