@@ -27,7 +27,8 @@ pub(crate) struct Body {
 
 struct Vtable {
     call: unsafe fn(*mut u8, Value) -> Value,
-    drop: unsafe fn(*mut u8),
+    /// None for an inline closure with nothing to drop: no call when the greenlet is freed.
+    drop: Option<unsafe fn(*mut u8)>,
 }
 
 /// The two vtables of closure type `F` returning `R`.
@@ -38,12 +39,16 @@ impl<F: FnMut(Value) -> R + 'static, R: 'static> Of<F, R> {
 
     const INLINE: Vtable = Vtable {
         call: Self::call_inline,
-        drop: Self::drop_inline,
+        drop: if std::mem::needs_drop::<F>() {
+            Some(Self::drop_inline)
+        } else {
+            None
+        },
     };
 
     const BOXED: Vtable = Vtable {
         call: Self::call_boxed,
-        drop: Self::drop_boxed,
+        drop: Some(Self::drop_boxed),
     };
 
     /// # Safety
@@ -113,8 +118,11 @@ impl Body {
 
 impl Drop for Body {
     fn drop(&mut self) {
-        // SAFETY: the storage holds what `new` put there for this vtable, dropped only here.
-        unsafe { (self.vtable.drop)(self.storage.as_mut_ptr().cast()) }
+        if let Some(drop) = self.vtable.drop {
+            // SAFETY: the storage holds what `new` put there for this vtable, dropped only
+            // here.
+            unsafe { drop(self.storage.as_mut_ptr().cast()) }
+        }
     }
 }
 

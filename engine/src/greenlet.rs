@@ -95,13 +95,11 @@ impl Greenlet {
         F: FnMut(Value) -> R + 'static,
         R: 'static,
     {
-        match spawn_raw(
-            None,
-            default_usable_size(),
-            thread::current(),
-            Body::new(body),
-        ) {
-            Ok(g) => g,
+        match spawn_raw(None, default_usable_size(), thread::current()) {
+            Ok(g) => {
+                g.inner().set_body(Body::new(body));
+                g
+            }
             Err(e) => panic!("greenlet: {e}"),
         }
     }
@@ -503,12 +501,9 @@ impl Builder {
             Some(p) => p.as_ptr(),
             None => thread::current(),
         };
-        spawn_raw(
-            self.name.map(String::into_boxed_str),
-            stack_size,
-            parent,
-            Body::new(body),
-        )
+        let g = spawn_raw(self.name.map(String::into_boxed_str), stack_size, parent)?;
+        g.inner().set_body(Body::new(body));
+        Ok(g)
     }
 }
 
@@ -516,11 +511,14 @@ impl Builder {
 /// here, without a builder to fill in and take apart).
 ///
 /// `parent` is a live greenlet of this thread; `stack_size` has been checked.
+/// The body is set by the caller afterwards: written straight into the control block, a
+/// closure is not built on the caller's stack and then copied (a copy that reads back bytes
+/// just stored in narrower pieces stalls on store forwarding).
+#[inline(never)]
 fn spawn_raw(
     name: Option<Box<str>>,
     stack_size: usize,
     parent: *const Inner,
-    body: Body,
 ) -> Result<Greenlet, Error> {
     static LOOKUP: std::sync::Once = std::sync::Once::new();
     LOOKUP.call_once(|| crate::overflow::set_lookup(running_guard_info));
@@ -528,7 +526,7 @@ fn spawn_raw(
     // SAFETY: the parent is alive (the caller's guarantee); the new greenlet's link owns this
     // reference.
     unsafe { retain_link(parent) };
-    let p = Inner::allocate(State::Unstarted, parent, name, stack_size, Some(body));
+    let p = Inner::allocate(State::Unstarted, parent, name, stack_size, None);
     let g = Greenlet {
         // SAFETY: allocated blocks are never at address 0.
         ptr: unsafe { NonNull::new_unchecked(p as *mut Inner) },

@@ -131,6 +131,17 @@ impl Inner {
         unsafe { (*self.stack.get()).take() }
     }
 
+    /// Gives an unstarted greenlet made without one its body.
+    #[inline(always)]
+    pub(crate) fn set_body(&self, body: Body) {
+        // SAFETY: the body slot is only touched on the owning thread while the greenlet is not
+        // running; it is empty here (made with `None`), so nothing is overwritten unseen.
+        unsafe {
+            debug_assert!((*self.body.get()).is_none());
+            self.body.get().write(Some(body));
+        }
+    }
+
     /// Puts back a stack taken by [`Inner::take_stack`].
     pub(crate) fn put_stack(&self, stack: Stack) {
         // SAFETY: as in `take_stack`; the slot is empty (the stack was just taken from it).
@@ -334,8 +345,13 @@ pub(crate) unsafe fn dispose(p: *const Inner) {
     if g.state.get() == State::Suspended {
         // SAFETY: forwarded from the caller.
         unsafe { kill_unreferenced(p) };
-    }
-    if freeable(p, g) {
+        if freeable(p, g) {
+            // SAFETY: unreferenced, with no frames and not running.
+            unsafe { free(p) };
+        }
+    } else if g.handles.get() == 0 && g.links.get() == 0 {
+        // Not running (checked above) nor suspended: unstarted or dead, so it has no frames.
+        debug_assert!(freeable(p, g));
         // SAFETY: unreferenced, with no frames and not running.
         unsafe { free(p) };
     }
