@@ -440,7 +440,7 @@ pub fn root() -> Greenlet {
 /// size (4, 16 and 64 KiB) and within bounds.
 fn default_usable_size() -> usize {
     const _: () = assert!(
-        stack::DEFAULT_STACK_SIZE % (64 << 10) == 0
+        stack::DEFAULT_STACK_SIZE.is_multiple_of(64 << 10)
             && stack::DEFAULT_STACK_SIZE >= crate::MIN_STACK_SIZE
             && stack::DEFAULT_STACK_SIZE <= crate::MAX_STACK_SIZE
     );

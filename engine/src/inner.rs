@@ -349,9 +349,12 @@ pub(crate) unsafe fn dispose(p: *const Inner) {
             // SAFETY: unreferenced, with no frames and not running.
             unsafe { free(p) };
         }
-    } else if g.handles.get() == 0 && g.links.get() == 0 {
-        // Not running (checked above) nor suspended: unstarted or dead, so it has no frames.
-        debug_assert!(freeable(p, g));
+    } else if matches!(g.state.get(), State::Unstarted | State::Dead)
+        && g.handles.get() == 0
+        && g.links.get() == 0
+    {
+        // `freeable` without its "not running" test, done above. (A root left behind at
+        // thread exit is marked running without being current: it is not freed here.)
         // SAFETY: unreferenced, with no frames and not running.
         unsafe { free(p) };
     }
