@@ -183,8 +183,30 @@ impl Inner {
     }
 
     /// Maps (or reuses) a stack and lays out the first frame; the greenlet becomes unstarted.
+    /// Inlined with the pool's fast path, so that a pooled stack goes from the pool into this
+    /// greenlet in registers, with no `Result` in between.
+    #[inline(always)]
     pub(crate) fn prepare(&self) -> Result<(), Error> {
-        let stack = Stack::get(self.stack_size)?;
+        match Stack::pooled(self.stack_size) {
+            Some(stack) => {
+                self.install(stack);
+                Ok(())
+            }
+            None => self.prepare_fresh(),
+        }
+    }
+
+    /// [`Inner::prepare`] past the pool: a stack from a chunk.
+    #[cold]
+    #[inline(never)]
+    fn prepare_fresh(&self) -> Result<(), Error> {
+        self.install(Stack::get(self.stack_size)?);
+        Ok(())
+    }
+
+    /// Makes `stack` this greenlet's, with the first frame laid out on it.
+    #[inline(always)]
+    fn install(&self, stack: Stack) {
         if thread::recording() {
             // Zeroed pages make the trace's high-water mark exact for this greenlet (a pooled
             // stack still holds its previous user's bytes). Before the first frame is written.
@@ -197,10 +219,13 @@ impl Inner {
         self.sp.set(sp);
         self.link.set(arch::link_slot(top));
         // SAFETY: the stack slot is only touched by the thread that owns this greenlet, and
-        // never while the greenlet runs on it (it is unstarted or dead here).
-        unsafe { *self.stack.get() = Some(stack) };
+        // never while the greenlet runs on it. It is empty: a greenlet gets a stack when made
+        // and when reset, and only dead greenlets (whose stack was taken) are reset.
+        unsafe {
+            debug_assert!((*self.stack.get()).is_none());
+            self.stack.get().write(Some(stack));
+        }
         self.state.set(State::Unstarted);
-        Ok(())
     }
 
     /// Guard page, name, id and size of this greenlet's stack, for the overflow handler.

@@ -143,6 +143,12 @@ impl Stack {
         }
     }
 
+    /// A stack with `size` usable bytes from this thread's hot pool, if it has one.
+    #[inline(always)]
+    pub(crate) fn pooled(size: usize) -> Option<Stack> {
+        hot().take(size)
+    }
+
     /// Gives the stack back to this thread's hot pool, or to its chunk when the pool is full.
     #[inline(always)]
     pub(crate) fn recycle(self) {

@@ -69,6 +69,12 @@ impl Stack {
         }
     }
 
+    /// No pool here (see [`Stack::pool`]): every stack is allocated by [`Stack::get`].
+    #[inline]
+    pub(crate) fn pooled(_size: usize) -> Option<Stack> {
+        None
+    }
+
     /// Frees the stack (and gives its continuation back to the runtime, see `Drop`).
     #[inline]
     pub(crate) fn recycle(self) {
