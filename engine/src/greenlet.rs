@@ -11,7 +11,6 @@ use crate::body::Body;
 use crate::error::{Error, GreenletExit};
 use crate::inner::{
     Inner, Payload, State, release_handle, release_link, retain_handle, retain_link,
-    running_guard_info,
 };
 use crate::stack;
 use crate::switch::{self, ProbeRequest, new_probe_sentinel, probe, unthrow};
@@ -520,9 +519,6 @@ fn spawn_raw(
     stack_size: usize,
     parent: *const Inner,
 ) -> Result<Greenlet, Error> {
-    static LOOKUP: std::sync::Once = std::sync::Once::new();
-    LOOKUP.call_once(|| crate::overflow::set_lookup(running_guard_info));
-
     // SAFETY: the parent is alive (the caller's guarantee); the new greenlet's link owns this
     // reference.
     unsafe { retain_link(parent) };

@@ -347,7 +347,7 @@ fn freeable(p: *const Inner, g: &Inner) -> bool {
     g.handles.get() == 0
         && g.links.get() == 0
         && matches!(g.state.get(), State::Unstarted | State::Dead)
-        && p != thread::current()
+        && p != thread::current_or_null()
 }
 
 /// A greenlet that lost its last handle (rule 6), or its last link with no handle left: kill
@@ -362,7 +362,7 @@ fn freeable(p: *const Inner, g: &Inner) -> bool {
 pub(crate) unsafe fn dispose(p: *const Inner) {
     // SAFETY: forwarded from the caller.
     let g = unsafe { &*p };
-    if p == thread::current() {
+    if p == thread::current_or_null() {
         // Running (or dying) on its own stack: whoever runs next disposes of it.
         thread::set_pending();
         return;
@@ -483,6 +483,17 @@ unsafe fn free(mut p: *const Inner) {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // A greenlet is usually freed dead (its stack already given back) with nothing
+        // injected: two tests, no stores.
+        if self.stack.get_mut().is_some() || self.inject.get_mut().is_some() {
+            self.drop_stack_and_inject();
+        }
+    }
+}
+
+impl Inner {
+    #[cold]
+    fn drop_stack_and_inject(&mut self) {
         if let Some(stack) = self.stack.get_mut().take() {
             stack.recycle();
         }

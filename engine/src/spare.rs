@@ -19,24 +19,37 @@ const CAPACITY: usize = 64;
 struct Spare {
     /// Blocks in `blocks[..len]`.
     len: Cell<usize>,
+    /// How many blocks may be cached: `CAPACITY`, or 0 once the thread is exiting (one compare
+    /// on the fast path covers both).
+    limit: Cell<usize>,
     blocks: UnsafeCell<[*mut Inner; CAPACITY]>,
 }
 
-impl Drop for Spare {
-    fn drop(&mut self) {
-        let n = self.len.replace(0);
-        for &p in &self.blocks.get_mut()[..n] {
-            // SAFETY: every cached block came from `fresh` (the global allocator, with
-            // `Layout::new::<Inner>()`) and holds no live `Inner`.
-            unsafe { alloc::dealloc(p.cast(), Layout::new::<Inner>()) };
+thread_local! {
+    /// Const-initialised and without a destructor, so reaching it is a plain thread-pointer
+    /// access (no "registered yet?" test); the thread's exit empties it through [`close`].
+    static SPARE: Spare = const {
+        Spare {
+            len: Cell::new(0),
+            limit: Cell::new(CAPACITY),
+            blocks: UnsafeCell::new([ptr::null_mut(); CAPACITY]),
         }
-    }
+    };
 }
 
-thread_local! {
-    static SPARE: Spare = const {
-        Spare { len: Cell::new(0), blocks: UnsafeCell::new([ptr::null_mut(); CAPACITY]) }
-    };
+/// Gives every cached block back to the allocator and caches nothing from now on: called once
+/// the thread's greenlet state is being torn down (`thread::Cold`'s destructor), after which
+/// blocks go straight to the allocator.
+pub(crate) fn close() {
+    let _ = SPARE.try_with(|s| {
+        s.limit.set(0);
+        let n = s.len.replace(0);
+        for i in 0..n {
+            // SAFETY: entries below the old `len` are cached blocks from `fresh` (the global
+            // allocator, `Layout::new::<Inner>()`), holding no live `Inner`; each is freed once.
+            unsafe { alloc::dealloc((*s.blocks.get())[i].cast(), Layout::new::<Inner>()) };
+        }
+    });
 }
 
 /// A block for an `Inner` (a cached one if the thread has one), uninitialised; it stays put
@@ -88,10 +101,10 @@ pub(crate) unsafe fn release(p: *const Inner) {
     let cached = SPARE
         .try_with(|s| {
             let n = s.len.get();
-            if n == CAPACITY {
+            if n >= s.limit.get() {
                 return false;
             }
-            // SAFETY: `n < CAPACITY`; the entry is past `len`, so free.
+            // SAFETY: `n < limit <= CAPACITY`; the entry is past `len`, so free.
             unsafe { (*s.blocks.get())[n] = p };
             s.len.set(n + 1);
             true
@@ -121,6 +134,34 @@ mod tests {
         assert_eq!(a, b, "the cached block comes back");
         // SAFETY: as above.
         unsafe { release(b) };
+    }
+
+    #[test]
+    fn a_closed_cache_frees_its_blocks_and_caches_no_more() {
+        std::thread::spawn(|| {
+            let blocks: Vec<_> = (0..3).map(|_| allocate()).collect();
+            for &p in &blocks {
+                // SAFETY: each was allocated above and is released once.
+                unsafe { release(p) };
+            }
+            assert_eq!(SPARE.with(|s| s.len.get()), 3);
+            close();
+            assert_eq!(
+                SPARE.with(|s| s.len.get()),
+                0,
+                "the cached blocks were freed"
+            );
+            let late = allocate();
+            // SAFETY: as above.
+            unsafe { release(late) };
+            assert_eq!(
+                SPARE.with(|s| s.len.get()),
+                0,
+                "a block freed after closing is not kept"
+            );
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

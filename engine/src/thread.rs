@@ -53,6 +53,8 @@ struct Cold {
 
 impl Drop for Cold {
     fn drop(&mut self) {
+        // Control blocks freed from here on go straight back to the allocator.
+        crate::spare::close();
         let probe = self.probe.replace(ptr::null());
         if !probe.is_null() {
             // SAFETY: the sentinel was made by `Inner::new_root` for this thread and is only
@@ -98,6 +100,13 @@ pub(crate) fn current_set() -> *const Inner {
     cur
 }
 
+/// The running greenlet, or null if the thread has none (yet, or any more): for comparing
+/// against, without making a root.
+#[inline(always)]
+pub(crate) fn current_or_null() -> *const Inner {
+    HOT.with(|h| h.current.get())
+}
+
 /// Records `g` as the running greenlet.
 #[inline(always)]
 pub(crate) fn set_current(g: *const Inner) {
@@ -118,6 +127,10 @@ pub(crate) fn root() -> *const Inner {
 
 #[cold]
 fn init_root() -> *const Inner {
+    // Every thread makes its root before its first spawn, so the overflow handler can name
+    // the greenlet of any guard page hit from the first stack on.
+    static LOOKUP: std::sync::Once = std::sync::Once::new();
+    LOOKUP.call_once(|| crate::overflow::set_lookup(crate::inner::running_guard_info));
     crate::overflow::ensure_altstack();
     let root = Inner::new_root();
     set_current(root);
