@@ -26,7 +26,9 @@ pub(crate) struct Body {
 }
 
 struct Vtable {
-    call: unsafe fn(*mut u8, Value) -> Value,
+    /// Takes the argument as the three words of a `Value`, in registers (a `Value` argument
+    /// would be passed through memory).
+    call: unsafe fn(*mut u8, usize, usize, usize) -> Value,
     /// None for an inline closure with nothing to drop: no call when the greenlet is freed.
     drop: Option<unsafe fn(*mut u8)>,
 }
@@ -52,11 +54,12 @@ impl<F: FnMut(Value) -> R + 'static, R: 'static> Of<F, R> {
     };
 
     /// # Safety
-    /// `at` holds an `F` (the storage of an inline body).
-    unsafe fn call_inline(at: *mut u8, v: Value) -> Value {
+    /// `at` holds an `F` (the storage of an inline body); the words are one value, used once.
+    unsafe fn call_inline(at: *mut u8, w0: usize, w1: usize, w2: usize) -> Value {
         // SAFETY: forwarded from the caller; the storage is aligned for `F` (`FITS`).
         let f = unsafe { &mut *at.cast::<F>() };
-        Value::new(f(v))
+        // SAFETY: forwarded from the caller.
+        Value::new(f(unsafe { Value::from_words([w0, w1, w2]) }))
     }
 
     /// # Safety
@@ -67,11 +70,12 @@ impl<F: FnMut(Value) -> R + 'static, R: 'static> Of<F, R> {
     }
 
     /// # Safety
-    /// `at` holds a `*mut F` made by `Box::into_raw`.
-    unsafe fn call_boxed(at: *mut u8, v: Value) -> Value {
+    /// `at` holds a `*mut F` made by `Box::into_raw`; the words are one value, used once.
+    unsafe fn call_boxed(at: *mut u8, w0: usize, w1: usize, w2: usize) -> Value {
         // SAFETY: forwarded from the caller; the box is alive until `drop_boxed`.
         let f = unsafe { &mut **at.cast::<*mut F>() };
-        Value::new(f(v))
+        // SAFETY: forwarded from the caller.
+        Value::new(f(unsafe { Value::from_words([w0, w1, w2]) }))
     }
 
     /// # Safety
@@ -111,8 +115,10 @@ impl Body {
     /// Runs the closure on `v`.
     #[inline(always)]
     pub(crate) fn call(&mut self, v: Value) -> Value {
-        // SAFETY: the storage holds what `new` put there for this vtable.
-        unsafe { (self.vtable.call)(self.storage.as_mut_ptr().cast(), v) }
+        let [w0, w1, w2] = v.into_words();
+        // SAFETY: the storage holds what `new` put there for this vtable; the words are one
+        // value, handed over once.
+        unsafe { (self.vtable.call)(self.storage.as_mut_ptr().cast(), w0, w1, w2) }
     }
 }
 

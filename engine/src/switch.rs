@@ -97,7 +97,7 @@ pub(crate) unsafe fn deliver(
 /// (no tracer, no user code), so nobody can take it out of the pool yet; and only the pool,
 /// which neither unmaps nor discards pages: when it is full, the receiver recycles the stack
 /// (returning it to its chunk may discard its pages), told so by `PENDING`.
-#[inline(never)]
+#[inline(always)]
 fn give_back_own_stack(me: &Inner) {
     if let Some(stack) = me.take_stack()
         && let Err(stack) = stack.pool()
@@ -487,7 +487,11 @@ fn run_body(me: &Inner, arg: Value) -> Value {
         "a panic is never delivered to an unstarted stack"
     );
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        if let Some(f) = me.take_inject() {
+        // The thread's count of waiting injections spares the take (a load and a store) in
+        // the common case.
+        if thread::injections_waiting()
+            && let Some(f) = me.take_inject()
+        {
             thread::refresh_pending();
             f();
         }

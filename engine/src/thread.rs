@@ -210,6 +210,12 @@ pub(crate) fn refresh_pending() {
     }
 }
 
+/// Whether any greenlet of this thread has an injected function waiting.
+#[inline(always)]
+pub(crate) fn injections_waiting() -> bool {
+    HOT.with(|h| h.injects.get()) > 0
+}
+
 /// A greenlet got an injected function.
 pub(crate) fn inject_added() {
     let _ = HOT.try_with(|h| h.injects.set(h.injects.get() + 1));
