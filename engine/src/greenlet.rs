@@ -180,9 +180,7 @@ impl Greenlet {
         } else {
             // SAFETY: `current` runs; this handle keeps the target alive; the words are one
             // value.
-            unthrow(unsafe {
-                Value::from_words(switch::deliver_words(thread::current(), target, v))
-            })
+            unthrow(unsafe { Value::from_words(switch::deliver_words(target, v)) })
         }
     }
 

@@ -175,16 +175,21 @@ unsafe fn jump(
 /// # Safety
 /// As [`deliver`].
 #[inline(always)]
-pub(crate) unsafe fn deliver_words(
-    origin: *const Inner,
-    target: *const Inner,
-    v: Value,
-) -> [usize; 3] {
+pub(crate) unsafe fn deliver_words(target: *const Inner, v: Value) -> [usize; 3] {
     let [w0, w1, w2] = v.into_words();
+    // The slow path's address is read (volatile, so on the slow path only) from a read-only
+    // static: called directly, its address (a GOT entry, from another crate) is hoisted by
+    // the compiler into a callee-saved register, which the switch clobbers, and reloaded after
+    // every switch.
+    // SAFETY: `DELIVER` is a valid, aligned static.
+    let deliver = unsafe { std::ptr::read_volatile(&DELIVER) };
     // SAFETY: forwarded from the caller; the words are one value, used once.
-    unsafe { deliver_to_slot(origin, target, w0, w1, w2) };
+    unsafe { deliver(target, w0, w1, w2) };
     thread::take_ret()
 }
+
+/// [`deliver_to_slot`], for [`deliver_words`].
+static DELIVER: unsafe fn(*const Inner, usize, usize, usize) = deliver_to_slot;
 
 /// [`deliver`], taking the value as three scalar words and leaving the result in the thread's
 /// return slot: a function taking or returning a three-word value passes it through memory on
@@ -193,13 +198,8 @@ pub(crate) unsafe fn deliver_words(
 /// # Safety
 /// As [`deliver`]; the words are one value, used once.
 #[inline(never)]
-unsafe fn deliver_to_slot(
-    origin: *const Inner,
-    target: *const Inner,
-    w0: usize,
-    w1: usize,
-    w2: usize,
-) {
+unsafe fn deliver_to_slot(target: *const Inner, w0: usize, w1: usize, w2: usize) {
+    let origin = thread::current();
     // SAFETY: forwarded from the caller.
     let v = unsafe { Value::from_words([w0, w1, w2]) };
     // SAFETY: forwarded from the caller.
@@ -220,11 +220,12 @@ unsafe fn receive(words: Words, resuming: bool) -> [usize; 3] {
         // SAFETY: the sender is live (or the probe sentinel); the words are the value it sent.
         unsafe {
             receive_slow(
-                words[3] as *const Inner,
+                resuming,
+                0,
                 words[0],
                 words[1],
                 words[2],
-                resuming,
+                words[3] as *const Inner,
             )
         };
         return thread::take_ret();
@@ -238,9 +239,20 @@ unsafe fn receive(words: Words, resuming: bool) -> [usize; 3] {
 ///
 /// # Safety
 /// `from` is the live greenlet (or this thread's probe sentinel) that switched to us.
+///
+/// The parameters are ordered so that the words land in the argument registers that already
+/// hold them after the switch (x86_64: rdx, rcx, r8, r9; `_unused` fills rsi), which saves
+/// the common path the moves the compiler would otherwise hoist above the flags test.
 #[cold]
 #[inline(never)]
-unsafe fn receive_slow(from: *const Inner, w0: usize, w1: usize, w2: usize, resuming: bool) {
+unsafe fn receive_slow(
+    resuming: bool,
+    _unused: usize,
+    w0: usize,
+    w1: usize,
+    w2: usize,
+    from: *const Inner,
+) {
     // SAFETY: the words are the value the sender packed, used once.
     let v = unsafe { Value::from_words([w0, w1, w2]) };
     thread::clear_pending();

@@ -25,9 +25,10 @@ const INLINE_ALIGN: usize = 8;
 struct VTable {
     type_id: fn() -> TypeId,
     type_name: fn() -> &'static str,
-    /// Drops the stored value in place (inline) or frees the box (boxed); `None` when there is
-    /// nothing to do, so dropping a `()` or an integer costs a branch, not an indirect call.
-    drop: Option<unsafe fn(*mut Storage)>,
+    /// Drops the value held by a storage's two words (inline) or frees the box (boxed);
+    /// `None` when there is nothing to do, so dropping a `()` or an integer costs a branch, not
+    /// an indirect call.
+    drop: Option<unsafe fn(MaybeUninit<usize>, MaybeUninit<usize>)>,
     /// Formats the value when the type is known to be printable, else `None`.
     debug: unsafe fn(*const Storage, &mut fmt::Formatter<'_>) -> Option<fmt::Result>,
     /// Whether this is the engine's [`Thrown`] wrapper: a switch then carries a panic, which
@@ -50,11 +51,23 @@ impl<T: 'static> VTableFor<T> {
         drop: if Self::INLINE && !mem::needs_drop::<T>() {
             None
         } else {
-            Some(Self::drop_in_place)
+            Some(Self::drop_words)
         },
         debug: Self::debug,
         thrown: false,
     };
+
+    /// Drops the `T` held by the words of a storage, passed by value: taking the address of
+    /// a `Value`'s storage where it is dropped would keep every `Value` in memory, even on
+    /// paths that never drop anything, instead of in registers.
+    ///
+    /// # Safety
+    /// The words hold a live `T` stored the way `INLINE` says, not used again.
+    unsafe fn drop_words(w0: MaybeUninit<usize>, w1: MaybeUninit<usize>) {
+        let mut moved = Storage([w0, w1]);
+        // SAFETY: forwarded from the caller.
+        unsafe { Self::drop_in_place(&mut moved) }
+    }
 
     /// # Safety
     /// `s` holds a live `T` stored the way `INLINE` says.
@@ -348,29 +361,12 @@ impl Drop for Value {
     #[inline]
     fn drop(&mut self) {
         if let Some(drop) = self.vtable.drop {
-            // The words go by value to an out-of-line function: taking the address of
-            // `self.storage` here would keep every `Value` in memory, even on paths that never
-            // drop anything, instead of in registers.
             // SAFETY: the storage holds a live value of the vtable's type, moved out of `self`
-            // (moving a value is a bitwise copy) and dropped only there.
-            unsafe { drop_words(drop, self.storage.0[0], self.storage.0[1]) }
+            // (moving a value is a bitwise copy) and dropped only there. The call goes through
+            // the vtable, so the caller holds no function address across a switch.
+            unsafe { drop(self.storage.0[0], self.storage.0[1]) }
         }
     }
-}
-
-/// Drops a stored value given its words.
-///
-/// # Safety
-/// The words hold a live value whose vtable's drop function is `drop`; it is not used again.
-#[inline(never)]
-unsafe fn drop_words(
-    drop: unsafe fn(*mut Storage),
-    w0: MaybeUninit<usize>,
-    w1: MaybeUninit<usize>,
-) {
-    let mut moved = Storage([w0, w1]);
-    // SAFETY: forwarded from the caller.
-    unsafe { drop(&mut moved) }
 }
 
 impl fmt::Debug for Value {
