@@ -97,11 +97,8 @@ impl Greenlet {
         F: FnMut(Value) -> R + 'static,
         R: 'static,
     {
-        match spawn_raw(None, default_usable_size(), thread::current()) {
-            Ok(g) => {
-                g.inner().set_body(Body::new(body));
-                g
-            }
+        match spawn(None, default_usable_size(), thread::current(), body) {
+            Ok(g) => g,
             Err(e) => panic!("greenlet: {e}"),
         }
     }
@@ -167,9 +164,11 @@ impl Greenlet {
         // from the switch (a `ret` after resuming would pop a return-stack entry pushed by
         // another context and mispredict). Everything else goes through `deliver`.
         if thread::flags() == 0 && self.inner().state.get() <= State::Suspended {
-            // With no flag up, the thread has a current greenlet (see `thread::current_set`),
-            // and a value received by the switch proper is never a panic (see `receive_slow`).
-            let current = thread::current_set();
+            // With no flag up, the thread has a current greenlet (see
+            // `thread::current_or_null`), and a value received by the switch proper is never a
+            // panic (see `receive_slow`).
+            let current = thread::current_or_null();
+            debug_assert!(!current.is_null());
             debug_assert!(!v.is_thrown(), "panics are only sent by `deliver`");
             // SAFETY: the target is unstarted or suspended, so it is not `current` (which is
             // running), and this handle keeps it alive. The words are one value.
@@ -501,10 +500,30 @@ impl Builder {
             Some(p) => p.as_ptr(),
             None => thread::current(),
         };
-        let g = spawn_raw(self.name.map(String::into_boxed_str), stack_size, parent)?;
-        g.inner().set_body(Body::new(body));
-        Ok(g)
+        spawn(
+            self.name.map(String::into_boxed_str),
+            stack_size,
+            parent,
+            body,
+        )
     }
+}
+
+/// A new unstarted greenlet running `body`: [`spawn_raw`], then the body written in place.
+#[inline(always)]
+fn spawn<F, R>(
+    name: Option<Box<str>>,
+    stack_size: usize,
+    parent: *const Inner,
+    body: F,
+) -> Result<Greenlet, Error>
+where
+    F: FnMut(Value) -> R + 'static,
+    R: 'static,
+{
+    let g = spawn_raw(name, stack_size, parent)?;
+    g.inner().set_body(Body::new(body));
+    Ok(g)
 }
 
 /// What every spawn comes down to, shared by all closure types (`Greenlet::new` comes straight
@@ -523,7 +542,7 @@ fn spawn_raw(
     // SAFETY: the parent is alive (the caller's guarantee); the new greenlet's link owns this
     // reference.
     unsafe { retain_link(parent) };
-    let p = Inner::allocate(State::Unstarted, parent, name, stack_size, None);
+    let p = Inner::allocate(State::Unstarted, parent, name, stack_size);
     let g = Greenlet {
         // SAFETY: allocated blocks are never at address 0.
         ptr: unsafe { NonNull::new_unchecked(p as *mut Inner) },

@@ -85,13 +85,14 @@ fn next_id() -> u64 {
 impl Inner {
     /// A thread's root greenlet, already running, with one reference (the thread's).
     pub(crate) fn new_root() -> *const Inner {
-        let p = Inner::allocate(State::Running, ptr::null(), Some("main".into()), 0, None);
+        let p = Inner::allocate(State::Running, ptr::null(), Some("main".into()), 0);
         // SAFETY: just made; the block never moves, so the dummy's address stays valid.
         unsafe { (*p).link.set((*p).link_dummy.get()) };
         p
     }
 
-    /// A greenlet with one handle and no stack yet, in a block of its own (see `spare`).
+    /// A greenlet with one handle, no stack and no body yet (see [`Inner::set_body`]), in a
+    /// block of its own (see `spare`).
     ///
     /// Written field by field into the block: built as a value and moved there, the whole
     /// struct goes through a `memcpy` call on every spawn.
@@ -101,7 +102,6 @@ impl Inner {
         parent: *const Inner,
         name: Option<Box<str>>,
         stack_size: usize,
-        body: Option<Body>,
     ) -> *const Inner {
         let p = crate::spare::block();
         // SAFETY: `p` is an uninitialised block for an `Inner`; every field is written once
@@ -117,7 +117,7 @@ impl Inner {
             (&raw mut (*p).name).write(name);
             (&raw mut (*p).stack_size).write(stack_size);
             (&raw mut (*p).stack).write(UnsafeCell::new(None));
-            (&raw mut (*p).body).write(UnsafeCell::new(body));
+            (&raw mut (*p).body).write(UnsafeCell::new(None));
             (&raw mut (*p).link).write(Cell::new(ptr::null_mut()));
             (&raw mut (*p).link_dummy).write(UnsafeCell::new(0));
         }
@@ -200,7 +200,7 @@ impl Inner {
     #[cold]
     #[inline(never)]
     fn prepare_fresh(&self) -> Result<(), Error> {
-        self.install(Stack::get(self.stack_size)?);
+        self.install(Stack::fresh(self.stack_size)?);
         Ok(())
     }
 
@@ -370,16 +370,8 @@ pub(crate) unsafe fn dispose(p: *const Inner) {
     if g.state.get() == State::Suspended {
         // SAFETY: forwarded from the caller.
         unsafe { kill_unreferenced(p) };
-        if freeable(p, g) {
-            // SAFETY: unreferenced, with no frames and not running.
-            unsafe { free(p) };
-        }
-    } else if matches!(g.state.get(), State::Unstarted | State::Dead)
-        && g.handles.get() == 0
-        && g.links.get() == 0
-    {
-        // `freeable` without its "not running" test, done above. (A root left behind at
-        // thread exit is marked running without being current: it is not freed here.)
+    }
+    if freeable(p, g) {
         // SAFETY: unreferenced, with no frames and not running.
         unsafe { free(p) };
     }

@@ -122,7 +122,7 @@ mod tests {
     use crate::inner::State;
 
     fn allocate() -> *const Inner {
-        Inner::allocate(State::Unstarted, ptr::null(), None, 0, None)
+        Inner::allocate(State::Unstarted, ptr::null(), None, 0)
     }
 
     #[test]

@@ -134,12 +134,13 @@ pub(crate) struct Stack {
 
 impl Stack {
     /// A stack with `size` usable bytes (already page-rounded), from this thread's hot pool
-    /// when one of that size is there.
-    #[inline(always)]
+    /// when one of that size is there. (Greenlets go through [`Stack::pooled`] and
+    /// [`Stack::fresh`] separately, see `Inner::prepare`.)
+    #[cfg(test)]
     pub(crate) fn get(size: usize) -> Result<Stack, Error> {
-        match hot().take(size) {
+        match Stack::pooled(size) {
             Some(s) => Ok(s),
-            None => Stack::map(size),
+            None => Stack::fresh(size),
         }
     }
 
@@ -170,7 +171,7 @@ impl Stack {
     /// new chunk if need be).
     #[cold]
     #[inline(never)]
-    fn map(size: usize) -> Result<Stack, Error> {
+    pub(crate) fn fresh(size: usize) -> Result<Stack, Error> {
         let closed = HOT.with(|h| h.closed.get());
         let taken = if closed {
             None

@@ -60,7 +60,7 @@ impl Stack {
     }
 
     /// A zeroed stack with `size` usable bytes.
-    pub(crate) fn get(size: usize) -> Result<Stack, Error> {
+    pub(crate) fn fresh(size: usize) -> Result<Stack, Error> {
         // SAFETY: the layout has a non-zero size.
         let base = unsafe { alloc_zeroed(Stack::layout(size)) };
         match NonNull::new(base) {
@@ -69,7 +69,7 @@ impl Stack {
         }
     }
 
-    /// No pool here (see [`Stack::pool`]): every stack is allocated by [`Stack::get`].
+    /// No pool here (see [`Stack::pool`]): every stack is allocated by [`Stack::fresh`].
     #[inline]
     pub(crate) fn pooled(_size: usize) -> Option<Stack> {
         None

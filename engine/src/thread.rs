@@ -89,19 +89,10 @@ pub(crate) fn current() -> *const Inner {
     if cur.is_null() { init_root() } else { cur }
 }
 
-/// The running greenlet of a thread that has one: when the thread's `flags` are all clear,
-/// which `Cold`'s destructor makes sure of at thread exit, the only time `current` goes back
-/// to null. (Before a thread first uses greenlets it is null too, but then nothing can call
-/// this: no handle of this thread exists yet.)
-#[inline(always)]
-pub(crate) fn current_set() -> *const Inner {
-    let cur = HOT.with(|h| h.current.get());
-    debug_assert!(!cur.is_null());
-    cur
-}
-
-/// The running greenlet, or null if the thread has none (yet, or any more): for comparing
-/// against, without making a root.
+/// The running greenlet, or null if the thread has none (yet, or any more), without making a
+/// root. It is never null while the thread's `flags` are all clear and a handle of this
+/// thread exists: `Cold`'s destructor raises a flag when it nulls `current` at thread exit
+/// (and before a thread's first greenlet, no handle of it exists).
 #[inline(always)]
 pub(crate) fn current_or_null() -> *const Inner {
     HOT.with(|h| h.current.get())

@@ -65,13 +65,7 @@ impl<T: 'static> VTableFor<T> {
     /// The words hold a live `T` stored the way `INLINE` says, not used again.
     unsafe fn drop_words(w0: MaybeUninit<usize>, w1: MaybeUninit<usize>) {
         let mut moved = Storage([w0, w1]);
-        // SAFETY: forwarded from the caller.
-        unsafe { Self::drop_in_place(&mut moved) }
-    }
-
-    /// # Safety
-    /// `s` holds a live `T` stored the way `INLINE` says.
-    unsafe fn drop_in_place(s: *mut Storage) {
+        let s: *mut Storage = &mut moved;
         if Self::INLINE {
             // SAFETY: the caller guarantees a live inline `T` at the start of the storage.
             unsafe { ptr::drop_in_place(s.cast::<T>()) }
